@@ -1,0 +1,691 @@
+/*
+ * Node configuration (include/afc/config.h): YAML text → struct afc_config.
+ *
+ * Data flow: libyaml's document API (yaml_parser_load) builds a node tree in which every node
+ * carries its start mark, so every message can name a line. walk_map() then walks that tree
+ * against the declarative schema in config_schema.c — tables that say, for each key, its type,
+ * range and where in the struct it lands — and check_file() runs the checks that span keys (unique
+ * members, heartbeat < election, region is a member, loopback listen). afc_config_apply_env()
+ * overlays the deployment guide's environment variables and checks the combination again; its
+ * messages name the variable instead of a line.
+ *
+ * Pure: libc and libyaml only. Secrets (API token, database and Redis URLs) are never copied into
+ * a message.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "afc/config.h"
+#include "afc/log.h"
+#include "coordinator/config_schema.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024) /* larger files are rejected before parsing */
+#define KEYS_MAX        16            /* longest key table (for duplicate detection) */
+#define PATH_TEXT_MAX   96            /* "members[8].raft" and the like */
+
+/* One parse in progress. */
+struct ctx {
+    struct afc_config *c;
+    const char *source;
+    struct afc_err *err;
+    yaml_document_t *doc;
+    unsigned member;             /* index while walking members */
+    unsigned long line[S_COUNT]; /* 1-based line a slot key was set on; 0 = not */
+    unsigned long mline[AFC_MAX_MEMBERS][S_COUNT];
+};
+
+/* How a node is named after "got ": a quoted scalar, "nothing", "a mapping", "a sequence". */
+static const char *show_node(const yaml_node_t *n, bool secret, char *buf, size_t size)
+{
+    if (n->type == YAML_MAPPING_NODE) {
+        return "a mapping";
+    }
+    if (n->type == YAML_SEQUENCE_NODE) {
+        return "a sequence";
+    }
+    if (n->data.scalar.length == 0) {
+        return "nothing";
+    }
+    if (secret) {
+        snprintf(buf, size, "a value of %zu characters (not shown)", n->data.scalar.length);
+        return buf;
+    }
+    return config_show((const char *)n->data.scalar.value, buf, size);
+}
+
+/* ---- Errors ---------------------------------------------------------------------------------- */
+
+/* "SOURCE:LINE: PATH: message" (no "PATH: " at the top level). */
+static int fail(struct ctx *x, unsigned long line, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct ctx *x, unsigned long line, const char *path, const char *fmt, ...)
+{
+    char msg[AFC_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return afc_err_set(x->err, AFC_ECONFIG, "%s:%lu: %s%s%s", x->source, line, path,
+                       *path != '\0' ? ": " : "", msg);
+}
+
+static unsigned long line_of(const yaml_node_t *n)
+{
+    return (unsigned long)n->start_mark.line + 1; /* libyaml counts from 0 */
+}
+
+static int fail_expected(struct ctx *x, const struct config_key *k, const yaml_node_t *n,
+                         const char *path)
+{
+    char what[160], got[CONFIG_SHOW_MAX + 48];
+    config_describe(k, what, sizeof what);
+    return fail(x, line_of(n), path, "expected %s, got %s", what,
+                show_node(n, k->type == K_SECRET, got, sizeof got));
+}
+
+/* libyaml's problem_mark is 0-based; reader errors only carry a byte offset. */
+static int fail_syntax(struct ctx *x, const yaml_parser_t *p, const char *text, size_t len)
+{
+    unsigned long line = (unsigned long)p->problem_mark.line + 1;
+    if (p->error == YAML_MEMORY_ERROR) {
+        return afc_err_set(x->err, AFC_ENOMEM, "%s: out of memory", x->source);
+    }
+    if (p->error == YAML_READER_ERROR) {
+        line = 1;
+        for (size_t i = 0; i < p->problem_offset && i < len; i++) {
+            line += text[i] == '\n';
+        }
+    }
+    if (p->context != NULL) {
+        return fail(x, line, "", "invalid YAML: %s (%s at line %lu)",
+                    p->problem ? p->problem : "syntax error", p->context,
+                    (unsigned long)p->context_mark.line + 1);
+    }
+    return fail(x, line, "", "invalid YAML: %s", p->problem ? p->problem : "syntax error");
+}
+
+/* ---- Walking the document against the schema ------------------------------------------------- */
+
+static int walk_map(struct ctx *x, const yaml_node_t *map, const struct config_key *keys,
+                    void *base, const char *path);
+
+static bool is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+        return false;
+    }
+    const char *s = (const char *)n->data.scalar.value;
+    return strcmp(s, "") == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0;
+}
+
+static int walk_members(struct ctx *x, const struct config_key *k, const yaml_node_t *seq,
+                        const char *path);
+
+static int walk_value(struct ctx *x, const struct config_key *k, const yaml_node_t *n, void *base,
+                      const char *path)
+{
+    if (k->slot >= S_M_NAME) {
+        x->mline[x->member][k->slot] = line_of(n);
+    } else if (k->slot != S_NONE) {
+        x->line[k->slot] = line_of(n);
+    }
+    if (k->type == K_MAP) {
+        return walk_map(x, n, k->sub, base, path);
+    }
+    if (k->type == K_MEMBERS) {
+        return walk_members(x, k, n, path);
+    }
+    if (n->type != YAML_SCALAR_NODE) {
+        return fail_expected(x, k, n, path);
+    }
+    const char *s = (const char *)n->data.scalar.value;
+    if (config_is_string_type(k->type) && n->data.scalar.length >= k->size) {
+        char got[CONFIG_SHOW_MAX + 48];
+        return fail(x, line_of(n), path, "expected at most %zu characters, got %s", k->size - 1,
+                    show_node(n, k->type == K_SECRET, got, sizeof got));
+    }
+    if (strlen(s) != n->data.scalar.length || !config_store(k, s, (char *)base + k->offset)) {
+        return fail_expected(x, k, n, path); /* an embedded NUL is never a valid value */
+    }
+    return 0;
+}
+
+static int fail_unknown(struct ctx *x, const yaml_node_t *key, const struct config_key *keys,
+                        const char *path)
+{
+    char list[256] = "", got[CONFIG_SHOW_MAX + 48];
+    size_t used = 0;
+    for (const struct config_key *k = keys; k->name != NULL && used < sizeof list; k++) {
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k == keys ? "" : ", ",
+                                 k->name);
+    }
+    return fail(x, line_of(key), path, "unknown key %s; expected one of: %s",
+                show_node(key, false, got, sizeof got), list);
+}
+
+/* Walk a mapping: every key must be in `keys`, at most once; then every required key present.
+ * A null value (`raft:` with nothing under it) counts as an empty mapping. */
+static int walk_map(struct ctx *x, const yaml_node_t *map, const struct config_key *keys,
+                    void *base, const char *path)
+{
+    static const struct config_key as_map = {.type = K_MAP};
+    unsigned long seen[KEYS_MAX] = {0};
+    char child[PATH_TEXT_MAX];
+    int rv;
+
+    bool empty = is_null(map);
+    if (!empty && map->type != YAML_MAPPING_NODE) {
+        return fail_expected(x, &as_map, map, path);
+    }
+    const yaml_node_pair_t *pairs = empty ? NULL : map->data.mapping.pairs.start;
+    size_t n = empty ? 0 : (size_t)(map->data.mapping.pairs.top - pairs);
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *kn = yaml_document_get_node(x->doc, pairs[i].key);
+        const yaml_node_t *vn = yaml_document_get_node(x->doc, pairs[i].value);
+        const struct config_key *k = keys;
+        while (k->name != NULL && (kn->type != YAML_SCALAR_NODE ||
+                                   strcmp(k->name, (const char *)kn->data.scalar.value) != 0)) {
+            k++;
+        }
+        if (k->name == NULL) {
+            return fail_unknown(x, kn, keys, path);
+        }
+        snprintf(child, sizeof child, "%s%s%s", path, *path != '\0' ? "." : "", k->name);
+        if (seen[k - keys] != 0) {
+            return fail(x, line_of(kn), child, "duplicate key (first set at line %lu)",
+                        seen[k - keys]);
+        }
+        seen[k - keys] = line_of(kn);
+        if ((rv = walk_value(x, k, vn, base, child)) != 0) {
+            return rv;
+        }
+    }
+    for (const struct config_key *k = keys; k->name != NULL; k++) {
+        if (k->required && seen[k - keys] == 0) {
+            return fail(x, line_of(map), path, "missing required key '%s'", k->name);
+        }
+    }
+    return 0;
+}
+
+/* Names, ids and raft addresses must each be unique across members. */
+static int check_members_unique(struct ctx *x)
+{
+    const struct afc_config *c = x->c;
+    char path[PATH_TEXT_MAX], got[CONFIG_SHOW_MAX + 8];
+    for (unsigned i = 0; i < c->n_members; i++) {
+        const struct afc_config_member *m = &c->members[i];
+        for (unsigned j = 0; j < i; j++) {
+            const struct afc_config_member *o = &c->members[j];
+            if (strcmp(m->name, o->name) == 0) {
+                snprintf(path, sizeof path, "members[%u].name", i);
+                return fail(x, x->mline[i][S_M_NAME], path,
+                            "expected a unique name, got %s (also members[%u] at line %lu)",
+                            config_show(m->name, got, sizeof got), j, x->mline[j][S_M_NAME]);
+            }
+            if (m->id == o->id) {
+                snprintf(path, sizeof path, "members[%u].id", i);
+                return fail(x, x->mline[i][S_M_ID], path,
+                            "expected a unique id, got '%llu' (also members[%u] at line %lu)",
+                            (unsigned long long)m->id, j, x->mline[j][S_M_ID]);
+            }
+            if (strcmp(m->raft_addr, o->raft_addr) == 0) {
+                snprintf(path, sizeof path, "members[%u].raft", i);
+                return fail(x, x->mline[i][S_M_RAFT], path,
+                            "expected a unique address, got %s (also members[%u] at line %lu)",
+                            config_show(m->raft_addr, got, sizeof got), j, x->mline[j][S_M_RAFT]);
+            }
+        }
+    }
+    return 0;
+}
+
+static int walk_members(struct ctx *x, const struct config_key *k, const yaml_node_t *seq,
+                        const char *path)
+{
+    char child[PATH_TEXT_MAX + 16]; /* path + "[i]" */
+    int rv;
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        return fail_expected(x, k, seq, path);
+    }
+    long n = seq->data.sequence.items.top - seq->data.sequence.items.start;
+    if (n < 1 || n > AFC_MAX_MEMBERS) {
+        return fail(x, line_of(seq), path,
+                    "expected a sequence of 1 to %d members, got %ld members", AFC_MAX_MEMBERS, n);
+    }
+    for (unsigned i = 0; i < (unsigned)n; i++) {
+        const yaml_node_t *item = yaml_document_get_node(x->doc, seq->data.sequence.items.start[i]);
+        snprintf(child, sizeof child, "%s[%u]", path, i);
+        x->member = i;
+        x->c->n_members = i + 1;
+        if (is_null(item)) { /* "- " alone: say what a member looks like */
+            return fail(x, line_of(item), child, "missing required key 'name'");
+        }
+        if ((rv = walk_map(x, item, k->sub, &x->c->members[i], child)) != 0) {
+            return rv;
+        }
+    }
+    return check_members_unique(x);
+}
+
+/* ---- Checks that span keys ------------------------------------------------------------------- */
+
+static struct afc_config_member *find_member(struct afc_config *c, const char *name)
+{
+    for (unsigned i = 0; i < c->n_members; i++) {
+        if (strcmp(c->members[i].name, name) == 0) {
+            return &c->members[i];
+        }
+    }
+    return NULL;
+}
+
+static const char *member_list(const struct afc_config *c, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < c->n_members && used < size; i++) {
+        used +=
+            (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", c->members[i].name);
+    }
+    return buf;
+}
+
+static int check_file(struct ctx *x)
+{
+    struct afc_config *c = x->c;
+    char list[AFC_MAX_MEMBERS * (AFC_NAME_MAX + 2)], got[CONFIG_SHOW_MAX + 8];
+
+    if (c->heartbeat_timeout_ms >= c->election_timeout_ms) {
+        if (x->line[S_HEARTBEAT] != 0) {
+            return fail(x, x->line[S_HEARTBEAT], "raft.heartbeat_timeout_ms",
+                        "expected less than raft.election_timeout_ms (%u), got '%u'",
+                        c->election_timeout_ms, c->heartbeat_timeout_ms);
+        }
+        return fail(x, x->line[S_ELECTION], "raft.election_timeout_ms",
+                    "expected more than raft.heartbeat_timeout_ms (%u by default), got '%u'",
+                    c->heartbeat_timeout_ms, c->election_timeout_ms);
+    }
+    if (c->region[0] != '\0' && find_member(c, c->region) == NULL) {
+        return fail(x, x->line[S_REGION], "region", "%s is not one of the members: %s",
+                    config_show(c->region, got, sizeof got), member_list(c, list, sizeof list));
+    }
+    if (c->api_listen[0] != '\0' && !c->api_allow_remote && !config_is_loopback(c->api_listen)) {
+        return fail(x, x->line[S_LISTEN], "api.listen",
+                    "expected a loopback address (or api.allow_remote: true), got %s",
+                    config_show(c->api_listen, got, sizeof got));
+    }
+    return 0;
+}
+
+/* ---- Public ---------------------------------------------------------------------------------- */
+
+void afc_config_defaults(struct afc_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->election_timeout_ms = 1000;
+    c->heartbeat_timeout_ms = 100;
+    c->snapshot_threshold = 1024;
+    c->snapshot_trailing = 128;
+    c->digest_interval_ms = 5000;
+    c->log_level = AFC_LOG_INFO;
+    c->log_format = AFC_LOG_TEXT;
+}
+
+/* One YAML document whose root is a mapping: anything after it ("---") is an error. */
+static int walk_document(struct ctx *x, yaml_parser_t *parser, const char *text, size_t len)
+{
+    static const struct config_key top = {.type = K_MAP};
+    const yaml_node_t *root = yaml_document_get_root_node(x->doc);
+    yaml_document_t next;
+    int rv;
+
+    if (root == NULL) {
+        return fail(x, 1, "", "expected a mapping of configuration keys, got an empty document");
+    }
+    if (root->type != YAML_MAPPING_NODE) {
+        return fail_expected(x, &top, root, "");
+    }
+    if (!yaml_parser_load(parser, &next)) {
+        return fail_syntax(x, parser, text, len);
+    }
+    root = yaml_document_get_root_node(&next);
+    rv = root ? fail(x, line_of(root), "", "expected a single YAML document") : 0;
+    yaml_document_delete(&next);
+    if (rv != 0) {
+        return rv;
+    }
+    if ((rv = walk_map(x, yaml_document_get_root_node(x->doc), config_top_keys, x->c, "")) != 0) {
+        return rv;
+    }
+    return check_file(x);
+}
+
+int afc_config_parse(struct afc_config *c, const char *source, const char *text, size_t len,
+                     struct afc_err *err)
+{
+    struct ctx x = {.c = c, .source = source, .err = err};
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rv;
+
+    afc_config_defaults(c);
+    snprintf(c->source, sizeof c->source, "%s", source);
+    if (!yaml_parser_initialize(&parser)) {
+        return afc_err_set(err, AFC_ENOMEM, "%s: out of memory", source);
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) { /* libyaml frees the partial document itself */
+        rv = fail_syntax(&x, &parser, text, len);
+        goto delete_parser;
+    }
+    x.doc = &doc;
+    rv = walk_document(&x, &parser, text, len);
+    yaml_document_delete(&doc);
+delete_parser:
+    yaml_parser_delete(&parser);
+    return rv;
+}
+
+int afc_config_load(struct afc_config *c, const char *path, struct afc_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return afc_err_set(err, AFC_EIO, "%s: %s", path, strerror(errno));
+    }
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    size_t len = 0;
+    int rv = 0;
+    if (buf == NULL) {
+        rv = afc_err_set(err, AFC_ENOMEM, "%s: out of memory", path);
+        goto close_fd;
+    }
+    while (len <= CONFIG_FILE_MAX) {
+        ssize_t n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            rv = afc_err_set(err, AFC_EIO, "%s: %s", path, strerror(errno));
+            goto free_buf;
+        }
+        if (n == 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+    if (len > CONFIG_FILE_MAX) {
+        rv = afc_err_set(err, AFC_ECONFIG, "%s: larger than the 1 MiB limit", path);
+        goto free_buf;
+    }
+    rv = afc_config_parse(c, path, buf, len, err);
+free_buf:
+    free(buf);
+close_fd:
+    close(fd);
+    return rv;
+}
+
+const struct afc_config_member *afc_config_self(const struct afc_config *c)
+{
+    for (unsigned i = 0; i < c->n_members; i++) {
+        if (strcmp(c->members[i].name, c->region) == 0) {
+            return &c->members[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- Environment ----------------------------------------------------------------------------- */
+
+typedef const char *(*getenv_func)(const char *name);
+
+/* An empty variable counts as unset (compose files often write `VAR=`). */
+static const char *env(getenv_func getenv_fn, const char *name)
+{
+    const char *v = getenv_fn(name);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+static const struct afc_config_member *find_member_by_id(const struct afc_config *c, uint64_t id)
+{
+    for (unsigned i = 0; i < c->n_members; i++) {
+        if (c->members[i].id == id) {
+            return &c->members[i];
+        }
+    }
+    return NULL;
+}
+
+/* ARAGORA_REGION picks the region by name; ARAGORA_REGION_ID must then agree with it, or, alone,
+ * picks the region by id. Both override the file's `region`. */
+static int env_region(struct afc_config *c, getenv_func getenv_fn, struct afc_err *err)
+{
+    const char *name = env(getenv_fn, "ARAGORA_REGION");
+    const char *id_text = env(getenv_fn, "ARAGORA_REGION_ID");
+    char list[AFC_MAX_MEMBERS * (AFC_NAME_MAX + 2)], got[CONFIG_SHOW_MAX + 8];
+    const struct afc_config_member *m = NULL;
+    uint64_t id;
+
+    if (name != NULL && (m = find_member(c, name)) == NULL) {
+        return afc_err_set(err, AFC_ECONFIG, "ARAGORA_REGION: %s is not one of the members: %s",
+                           config_show(name, got, sizeof got), member_list(c, list, sizeof list));
+    }
+    if (id_text == NULL) {
+        goto done;
+    }
+    if (!config_parse_u64(id_text, &id) || id == 0) {
+        return afc_err_set(err, AFC_ECONFIG, "ARAGORA_REGION_ID: expected an integer >= 1, got %s",
+                           config_show(id_text, got, sizeof got));
+    }
+    if (m != NULL && m->id != id) {
+        return afc_err_set(
+            err, AFC_ECONFIG, "ARAGORA_REGION_ID: expected the id of member '%s' (%llu), got %s",
+            m->name, (unsigned long long)m->id, config_show(id_text, got, sizeof got));
+    }
+    if (m == NULL && (m = find_member_by_id(c, id)) == NULL) {
+        size_t used = 0;
+        for (unsigned i = 0; i < c->n_members && used < sizeof list; i++) {
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%llu", i ? ", " : "",
+                                     (unsigned long long)c->members[i].id);
+        }
+        return afc_err_set(err, AFC_ECONFIG,
+                           "ARAGORA_REGION_ID: expected the id of a member (%s), got %s", list,
+                           config_show(id_text, got, sizeof got));
+    }
+done:
+    if (m != NULL) {
+        memcpy(c->region, m->name, sizeof c->region);
+    }
+    return 0;
+}
+
+/* A URL that may carry a password: length errors give the length, never the value. */
+static int env_secret_url(char *dst, size_t size, getenv_func getenv_fn, const char *var,
+                          struct afc_err *err)
+{
+    const char *v = env(getenv_fn, var);
+    if (v == NULL) {
+        return 0;
+    }
+    if (strlen(v) >= size) {
+        return afc_err_set(err, AFC_ECONFIG,
+                           "%s: expected at most %zu characters, got %zu (value not shown)", var,
+                           size - 1, strlen(v));
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+static int env_flags(struct afc_config *c, getenv_func getenv_fn, struct afc_err *err)
+{
+    static const char *const yes[] = {"true", "1", "yes"}, *const no[] = {"false", "0", "no"};
+    const char *fed = env(getenv_fn, "FEDERATION_ENABLED");
+    const char *primary = env(getenv_fn, "ARAGORA_PRIMARY");
+    char list[AFC_MAX_MEMBERS * (AFC_NAME_MAX + 2)], got[CONFIG_SHOW_MAX + 8];
+
+    if (fed != NULL) {
+        bool known = false;
+        for (int i = 0; i < 3; i++) {
+            if (strcmp(fed, yes[i]) == 0 || strcmp(fed, no[i]) == 0) {
+                c->federation_enabled = strcmp(fed, yes[i]) == 0;
+                known = true;
+                break;
+            }
+        }
+        if (!known) {
+            return afc_err_set(err, AFC_ECONFIG,
+                               "FEDERATION_ENABLED: expected true, false, 1, 0, yes or no, got %s",
+                               config_show(fed, got, sizeof got));
+        }
+    }
+    if (primary != NULL) {
+        if (find_member(c, primary) == NULL) {
+            return afc_err_set(
+                err, AFC_ECONFIG, "ARAGORA_PRIMARY: expected one of the members (%s), got %s",
+                member_list(c, list, sizeof list), config_show(primary, got, sizeof got));
+        }
+        memcpy(c->primary_hint, primary, strlen(primary) + 1);
+    }
+    return 0;
+}
+
+/* A bearer token: printable ASCII without spaces, 1..255 characters. */
+static bool is_token(const char *s, size_t n)
+{
+    if (n == 0 || n >= sizeof(((struct afc_config *)0)->api_token)) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] <= 0x20 || s[i] >= 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int read_token_file(struct afc_config *c, struct afc_err *err)
+{
+    const char *path = c->api_token_file, *src = c->source;
+    char buf[sizeof c->api_token + 2];
+    size_t len = 0;
+    int rv = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = 1;
+
+    if (fd < 0) {
+        return afc_err_set(err, AFC_ECONFIG, "%s: api.token_file: cannot read '%s': %s", src, path,
+                           strerror(errno));
+    }
+    while (n > 0 && len < sizeof buf) {
+        n = read(fd, buf + len, sizeof buf - len);
+        len += n > 0 ? (size_t)n : 0;
+        if (n < 0 && errno == EINTR) {
+            n = 1;
+        }
+    }
+    if (n < 0) {
+        rv = afc_err_set(err, AFC_ECONFIG, "%s: api.token_file: cannot read '%s': %s", src, path,
+                         strerror(errno));
+        goto wipe;
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
+        len--;
+    }
+    if (len == 0) {
+        rv = afc_err_set(err, AFC_ECONFIG, "%s: api.token_file: '%s' is empty", src, path);
+    } else if (!is_token(buf, len)) {
+        rv = afc_err_set(err, AFC_ECONFIG,
+                         "%s: api.token_file: '%s': expected one line of at most %zu printable "
+                         "characters without spaces (value not shown)",
+                         src, path, sizeof c->api_token - 1);
+    } else {
+        memcpy(c->api_token, buf, len);
+        c->api_token[len] = '\0';
+    }
+wipe:
+    explicit_bzero(buf, sizeof buf);
+    close(fd);
+    return rv;
+}
+
+/* ARAGORA_API_TOKEN wins over api.token_file; neither leaves the token empty. */
+static int env_token(struct afc_config *c, getenv_func getenv_fn, struct afc_err *err)
+{
+    const char *token = env(getenv_fn, "ARAGORA_API_TOKEN");
+    if (token != NULL) {
+        if (!is_token(token, strlen(token))) {
+            return afc_err_set(err, AFC_ECONFIG,
+                               "ARAGORA_API_TOKEN: expected at most %zu printable characters "
+                               "without spaces (value not shown)",
+                               sizeof c->api_token - 1);
+        }
+        memcpy(c->api_token, token, strlen(token) + 1);
+        return 0;
+    }
+    return c->api_token_file[0] != '\0' ? read_token_file(c, err) : 0;
+}
+
+/* After the overrides: the region is a member, and the API binds loopback unless allowed. */
+static int check_combination(struct afc_config *c, struct afc_err *err)
+{
+    char list[AFC_MAX_MEMBERS * (AFC_NAME_MAX + 2)], got[CONFIG_SHOW_MAX + 8];
+    const struct afc_config_member *self;
+
+    if (c->region[0] == '\0') {
+        return afc_err_set(err, AFC_ECONFIG,
+                           "%s: region: not set; set it in the file or with ARAGORA_REGION or "
+                           "ARAGORA_REGION_ID",
+                           c->source);
+    }
+    if ((self = afc_config_self(c)) == NULL) {
+        return afc_err_set(err, AFC_ECONFIG, "%s: region: %s is not one of the members: %s",
+                           c->source, config_show(c->region, got, sizeof got),
+                           member_list(c, list, sizeof list));
+    }
+    c->region_id = self->id;
+    if (c->api_listen[0] == '\0') {
+        const char *from = self->api_url + strlen("http://");
+        if (strlen(from) >= sizeof c->api_listen) {
+            return afc_err_set(err, AFC_ECONFIG,
+                               "%s: api.listen: members[%u].api is too long to listen on; set "
+                               "api.listen (at most %zu characters)",
+                               c->source, (unsigned)(self - c->members), sizeof c->api_listen - 1);
+        }
+        memcpy(c->api_listen, from, strlen(from) + 1);
+        if (!c->api_allow_remote && !config_is_loopback(c->api_listen)) {
+            return afc_err_set(err, AFC_ECONFIG,
+                               "%s: api.listen: expected a loopback address (or "
+                               "api.allow_remote: true), got %s (from members[%u].api)",
+                               c->source, config_show(c->api_listen, got, sizeof got),
+                               (unsigned)(self - c->members));
+        }
+    } else if (!c->api_allow_remote && !config_is_loopback(c->api_listen)) {
+        return afc_err_set(err, AFC_ECONFIG,
+                           "%s: api.listen: expected a loopback address (or api.allow_remote: "
+                           "true), got %s",
+                           c->source, config_show(c->api_listen, got, sizeof got));
+    }
+    return 0;
+}
+
+int afc_config_apply_env(struct afc_config *c, const char *(*getenv_fn)(const char *name),
+                         struct afc_err *err)
+{
+    int rv;
+    if ((rv = env_region(c, getenv_fn, err)) != 0 ||
+        (rv = env_secret_url(c->database_url, sizeof c->database_url, getenv_fn, "DATABASE_URL",
+                             err)) != 0 ||
+        (rv = env_secret_url(c->redis_url, sizeof c->redis_url, getenv_fn, "REDIS_URL", err)) !=
+            0 ||
+        (rv = env_flags(c, getenv_fn, err)) != 0 || (rv = env_token(c, getenv_fn, err)) != 0) {
+        return rv;
+    }
+    return check_combination(c, err);
+}

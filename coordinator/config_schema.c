@@ -1,0 +1,334 @@
+/*
+ * The configuration schema (coordinator/config_schema.h): one declarative table per YAML mapping,
+ * and the value types those tables use — what each accepts, how it is described in a message and
+ * how it is stored. config.c walks the YAML document against these tables; nothing here knows
+ * about libyaml.
+ */
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "afc/config.h"
+#include "afc/log.h"
+#include "coordinator/config_schema.h"
+
+/* ---- Tables ---------------------------------------------------------------------------------- */
+
+#define AT_CFG(f)                                                                                  \
+    .offset = offsetof(struct afc_config, f), .size = sizeof(((struct afc_config *)0)->f)
+#define AT_MEMBER(f)                                                                               \
+    .offset = offsetof(struct afc_config_member, f),                                               \
+    .size = sizeof(((struct afc_config_member *)0)->f)
+
+static const struct config_key member_keys[] = {
+    {.name = "name", .type = K_NAME, .required = true, AT_MEMBER(name), .slot = S_M_NAME},
+    {.name = "id",
+     .type = K_UINT,
+     .required = true,
+     AT_MEMBER(id),
+     .min = 1,
+     .max = UINT64_MAX,
+     .slot = S_M_ID},
+    {.name = "raft", .type = K_RAFT_ADDR, .required = true, AT_MEMBER(raft_addr), .slot = S_M_RAFT},
+    {.name = "api", .type = K_HTTP_URL, .required = true, AT_MEMBER(api_url), .slot = S_M_API},
+    {.name = NULL},
+};
+
+static const struct config_key raft_keys[] = {
+    {.name = "election_timeout_ms",
+     .type = K_UINT,
+     AT_CFG(election_timeout_ms),
+     .min = 10,
+     .max = 600000,
+     .slot = S_ELECTION},
+    {.name = "heartbeat_timeout_ms",
+     .type = K_UINT,
+     AT_CFG(heartbeat_timeout_ms),
+     .min = 1,
+     .max = 600000,
+     .slot = S_HEARTBEAT},
+    {.name = "snapshot_threshold",
+     .type = K_UINT,
+     AT_CFG(snapshot_threshold),
+     .min = 1,
+     .max = 1000000000},
+    {.name = "snapshot_trailing",
+     .type = K_UINT,
+     AT_CFG(snapshot_trailing),
+     .min = 0,
+     .max = 1000000000},
+    {.name = "digest_interval_ms",
+     .type = K_UINT,
+     AT_CFG(digest_interval_ms),
+     .min = 10,
+     .max = 3600000},
+    {.name = "bind", .type = K_RAFT_ADDR, AT_CFG(raft_bind)},
+    {.name = NULL},
+};
+
+static const struct config_key api_keys[] = {
+    {.name = "listen", .type = K_HOSTPORT, AT_CFG(api_listen), .slot = S_LISTEN},
+    {.name = "allow_remote", .type = K_BOOL, AT_CFG(api_allow_remote)},
+    {.name = "token_file", .type = K_PATH, AT_CFG(api_token_file)},
+    {.name = NULL},
+};
+
+static const struct config_key log_keys[] = {
+    {.name = "level", .type = K_LOG_LEVEL, AT_CFG(log_level)},
+    {.name = "format", .type = K_LOG_FORMAT, AT_CFG(log_format)},
+    {.name = NULL},
+};
+
+static const struct config_key postgres_keys[] = {
+    {.name = "url", .type = K_SECRET, AT_CFG(database_url)},
+    {.name = NULL},
+};
+
+static const struct config_key redis_keys[] = {
+    {.name = "url", .type = K_SECRET, AT_CFG(redis_url)},
+    {.name = NULL},
+};
+
+const struct config_key config_top_keys[] = {
+    {.name = "region", .type = K_NAME, AT_CFG(region), .slot = S_REGION},
+    {.name = "data_dir", .type = K_ABSPATH, .required = true, AT_CFG(data_dir)},
+    {.name = "members", .type = K_MEMBERS, .required = true, .sub = member_keys},
+    {.name = "raft", .type = K_MAP, .sub = raft_keys},
+    {.name = "api", .type = K_MAP, .sub = api_keys},
+    {.name = "log", .type = K_MAP, .sub = log_keys},
+    {.name = "postgres", .type = K_MAP, .sub = postgres_keys},
+    {.name = "redis", .type = K_MAP, .sub = redis_keys},
+    {.name = NULL},
+};
+
+/* ---- Value types ----------------------------------------------------------------------------- */
+
+bool config_is_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= AFC_NAME_MAX) {
+        return false;
+    }
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* Decimal digits only: no sign, no spaces, no hex, no overflow. */
+bool config_parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '\0') {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9') {
+            return false;
+        }
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+static bool is_port(const char *s)
+{
+    uint64_t port;
+    return strlen(s) <= 5 && config_parse_u64(s, &port) && port >= 1 && port <= 65535;
+}
+
+/* RFC 1123 host name: dot-separated labels of letters, digits and '-', not starting or ending
+ * with '-'. */
+static bool is_dns_name(const char *s, size_t n)
+{
+    size_t label = 0;
+    if (n == 0 || n > 253) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool alnum =
+            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        if (ch == '.') {
+            if (label == 0 || s[i - 1] == '-') {
+                return false;
+            }
+            label = 0;
+        } else if (alnum || (ch == '-' && label > 0)) {
+            if (++label > 63) {
+                return false;
+            }
+        } else {
+            return false;
+        }
+    }
+    return label > 0 && s[n - 1] != '-';
+}
+
+static bool is_ip_literal(int family, const char *s, size_t n)
+{
+    char buf[64];
+    unsigned char addr[16];
+    if (n == 0 || n >= sizeof buf) {
+        return false;
+    }
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return inet_pton(family, buf, addr) == 1;
+}
+
+static bool is_all_digits_and_dots(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '.' && (s[i] < '0' || s[i] > '9')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* "host:port": host is an IPv4 literal, a bracketed IPv6 literal or a DNS name. */
+static bool is_hostport(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || !is_port(colon + 1)) {
+        return false;
+    }
+    size_t n = (size_t)(colon - s);
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+        return is_ip_literal(AF_INET6, s + 1, n - 2);
+    }
+    if (is_all_digits_and_dots(s, n)) {
+        return is_ip_literal(AF_INET, s, n);
+    }
+    return is_dns_name(s, n);
+}
+
+/* "a.b.c.d:port" only: libraft 0.15's uv transport parses nothing else. */
+static bool is_raft_addr(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    return colon != NULL && is_port(colon + 1) && is_ip_literal(AF_INET, s, (size_t)(colon - s));
+}
+
+static bool is_http_url(const char *s)
+{
+    return strncmp(s, "http://", 7) == 0 && is_hostport(s + 7);
+}
+
+/* 127.0.0.0/8, [::1] or localhost. */
+bool config_is_loopback(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || !is_hostport(s)) {
+        return false;
+    }
+    size_t n = (size_t)(colon - s);
+    if (strncmp(s, "127.", 4) == 0) {
+        return is_ip_literal(AF_INET, s, n);
+    }
+    return (n == 5 && strncmp(s, "[::1]", n) == 0) || (n == 9 && strncmp(s, "localhost", n) == 0);
+}
+
+/* A value quoted for a message: at most CONFIG_SHOW_MAX bytes, anything unprintable as '?'. */
+const char *config_show(const char *s, char *buf, size_t size)
+{
+    size_t n = strlen(s), shown = n > CONFIG_SHOW_MAX ? CONFIG_SHOW_MAX : n, j = 0;
+    buf[j++] = '\'';
+    for (size_t i = 0; i < shown && j + 5 < size; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        buf[j++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    buf[j++] = '\'';
+    buf[j] = '\0';
+    if (shown < n) {
+        snprintf(buf + j - 1, size - j + 1, "...'");
+    }
+    return buf;
+}
+
+_Static_assert(AFC_NAME_MAX == 32, "K_NAME's description says 31 characters");
+
+void config_describe(const struct config_key *k, char *buf, size_t size)
+{
+    static const char *const what[] = {
+        [K_NAME] = "a name of 1 to 31 lowercase letters, digits or '-'",
+        [K_ABSPATH] = "an absolute path",
+        [K_PATH] = "a file path",
+        [K_SECRET] = "a connection URL",
+        [K_BOOL] = "true or false",
+        [K_RAFT_ADDR] = "an IPv4 address and port like 10.0.1.5:7001 (libraft accepts no host "
+                        "names)",
+        [K_HOSTPORT] = "host:port like 127.0.0.1:8080",
+        [K_HTTP_URL] = "a URL like http://10.0.1.5:8080",
+        [K_LOG_LEVEL] = "one of debug, info, notice, warn, error",
+        [K_LOG_FORMAT] = "text or json",
+        [K_MAP] = "a mapping",
+    };
+    if (k->type == K_UINT && k->max == UINT64_MAX) {
+        snprintf(buf, size, "an integer >= %llu", (unsigned long long)k->min);
+    } else if (k->type == K_UINT) {
+        snprintf(buf, size, "an integer from %llu to %llu", (unsigned long long)k->min,
+                 (unsigned long long)k->max);
+    } else if (k->type == K_MEMBERS) {
+        snprintf(buf, size, "a sequence of 1 to %d members", AFC_MAX_MEMBERS);
+    } else {
+        snprintf(buf, size, "%s", what[k->type]);
+    }
+}
+
+bool config_is_string_type(enum config_type t)
+{
+    return t == K_NAME || t == K_ABSPATH || t == K_PATH || t == K_SECRET || t == K_RAFT_ADDR ||
+           t == K_HOSTPORT || t == K_HTTP_URL;
+}
+
+/* Convert and store one scalar; false if it is not a value of the key's type. */
+bool config_store(const struct config_key *k, const char *s, void *dst)
+{
+    uint64_t v;
+    switch (k->type) {
+    case K_UINT:
+        if (!config_parse_u64(s, &v) || v < k->min || v > k->max) {
+            return false;
+        }
+        if (k->size == sizeof(uint64_t)) {
+            *(uint64_t *)dst = v;
+        } else {
+            *(unsigned *)dst = (unsigned)v;
+        }
+        return true;
+    case K_BOOL:
+        if (strcmp(s, "true") != 0 && strcmp(s, "false") != 0) {
+            return false;
+        }
+        *(bool *)dst = s[0] == 't';
+        return true;
+    case K_LOG_LEVEL:
+        if (afc_log_level_parse(s) < 0) {
+            return false;
+        }
+        *(int *)dst = afc_log_level_parse(s);
+        return true;
+    case K_LOG_FORMAT:
+        if (strcmp(s, "text") != 0 && strcmp(s, "json") != 0) {
+            return false;
+        }
+        *(enum afc_log_format *)dst = s[0] == 'j' ? AFC_LOG_JSON : AFC_LOG_TEXT;
+        return true;
+    default:
+        break;
+    }
+    bool ok = (k->type == K_NAME && config_is_name(s)) || (k->type == K_ABSPATH && s[0] == '/') ||
+              ((k->type == K_PATH || k->type == K_SECRET) && s[0] != '\0') ||
+              (k->type == K_RAFT_ADDR && is_raft_addr(s)) ||
+              (k->type == K_HOSTPORT && is_hostport(s)) ||
+              (k->type == K_HTTP_URL && is_http_url(s));
+    if (ok) {
+        memcpy(dst, s, strlen(s) + 1); /* length checked by the caller */
+    }
+    return ok;
+}

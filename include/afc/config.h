@@ -1,0 +1,81 @@
+/*
+ * Node configuration: one YAML file per node, validated against a schema, then environment
+ * overrides from the deployment guide. Parsing is pure (libyaml + libc): no libuv, no network.
+ *
+ * Every error names the file, the line, the key and what was expected, e.g.
+ *   "/etc/aragora/node.yaml:12: raft.election_timeout_ms: expected an integer from 10 to 600000, got 'fast'"
+ * The daemon prints it and exits with status 2 without touching its data directory.
+ */
+#ifndef AFC_CONFIG_H
+#define AFC_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "afc/error.h"
+#include "afc/state.h"
+
+#define AFC_PATH_MAX 512
+
+enum afc_log_format { AFC_LOG_TEXT = 0, AFC_LOG_JSON };
+
+struct afc_config_member {
+    afc_region_id id;
+    char name[AFC_NAME_MAX];
+    char raft_addr[AFC_ADDR_MAX]; /* IPv4 literal a.b.c.d:port */
+    char api_url[AFC_URL_MAX];    /* http://host:port */
+};
+
+struct afc_config {
+    char source[AFC_PATH_MAX];     /* file it was read from */
+    char region[AFC_NAME_MAX];     /* this node's region (must be a member) */
+    afc_region_id region_id;       /* id of that member (derived, or ARAGORA_REGION_ID) */
+    char data_dir[AFC_PATH_MAX];
+    unsigned n_members;
+    struct afc_config_member members[AFC_MAX_MEMBERS];
+
+    /* raft */
+    unsigned election_timeout_ms;  /* default 1000, 10..600000 */
+    unsigned heartbeat_timeout_ms; /* default 100, must be < election_timeout_ms */
+    unsigned snapshot_threshold;   /* default 1024 */
+    unsigned snapshot_trailing;    /* default 128 */
+    unsigned digest_interval_ms;   /* default 5000 */
+    char raft_bind[AFC_ADDR_MAX];  /* "" = the member's raft address */
+
+    /* api */
+    char api_listen[AFC_ADDR_MAX]; /* host:port; default from the member's api_url; loopback */
+    bool api_allow_remote;         /* must be true to bind a non-loopback address */
+    char api_token_file[AFC_PATH_MAX]; /* bearer token file; env ARAGORA_API_TOKEN overrides */
+    char api_token[256];           /* loaded token ("" = mutating endpoints always 401) */
+
+    /* log */
+    int log_level;                 /* AFC_LOG_DEBUG..AFC_LOG_ERROR, default info */
+    enum afc_log_format log_format;
+
+    /* deployment guide environment (kept for later subsystems; never logged if secret) */
+    char database_url[AFC_PATH_MAX]; /* postgres.url or DATABASE_URL */
+    char redis_url[AFC_PATH_MAX];    /* redis.url or REDIS_URL */
+    bool federation_enabled;         /* FEDERATION_ENABLED */
+    char primary_hint[AFC_NAME_MAX]; /* ARAGORA_PRIMARY (bootstrap hint only) */
+};
+
+/* Fill defaults. */
+void afc_config_defaults(struct afc_config *c);
+
+/* Parse and validate YAML text. `source` names it in messages. Error → AFC_ECONFIG with
+ * err->msg "SOURCE:LINE: KEY: expected ..., got ...". Unknown keys are errors. */
+int afc_config_parse(struct afc_config *c, const char *source, const char *text, size_t len,
+                     struct afc_err *err);
+
+/* Read the file and parse it (AFC_EIO with "SOURCE: strerror" if unreadable). */
+int afc_config_load(struct afc_config *c, const char *path, struct afc_err *err);
+
+/* Apply environment overrides through `getenv_fn` (pass getenv; tests pass a table), then validate
+ * the combination (region is a member, ids unique, token file readable...). Errors name the
+ * variable: "ARAGORA_REGION_ID: expected the id of member 'eu-west-1' (2), got '7'". */
+int afc_config_apply_env(struct afc_config *c, const char *(*getenv_fn)(const char *name),
+                         struct afc_err *err);
+
+const struct afc_config_member *afc_config_self(const struct afc_config *c);
+
+#endif
