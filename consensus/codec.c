@@ -50,6 +50,8 @@ const char *afc_apply_result_name(enum afc_apply_result r)
         return "noop";
     case AFC_APPLY_DIVERGED:
         return "diverged";
+    case AFC_APPLY_RETRY:
+        return "retry";
     }
     return "unknown";
 }

@@ -440,6 +440,9 @@ static enum afc_apply_result apply_bytes(struct afc_fsm *fsm, uint64_t index, co
 {
     struct afc_cmd cmd;
     int rc = afc_cmd_decode(buf, len, &cmd, why);
+    if (rc == AFC_ENOMEM) {
+        return AFC_APPLY_RETRY;
+    }
     if (rc != 0) {
         afc_err_wrap(why, "index %" PRIu64 ": decode", index);
         return rc == AFC_EVERSION ? AFC_APPLY_REJECTED_VERSION : AFC_APPLY_REJECTED_MALFORMED;
@@ -455,6 +458,9 @@ enum afc_apply_result afc_fsm_apply(struct afc_fsm *fsm, uint64_t index, const v
         why->msg[0] = '\0';
     }
     enum afc_apply_result r = apply_bytes(fsm, index, buf, len, why);
+    if (r == AFC_APPLY_RETRY) {
+        return r; /* transient: the state is untouched and the same entry will be applied again */
+    }
     if (is_rejection(r)) {
         fsm->rejected_commands++;
     }

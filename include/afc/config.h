@@ -3,8 +3,8 @@
  * overrides from the deployment guide. Parsing is pure (libyaml + libc): no libuv, no network.
  *
  * Every error names the file, the line, the key and what was expected, e.g.
- *   "/etc/aragora/node.yaml:12: raft.election_timeout_ms: expected an integer from 10 to 600000, got 'fast'"
- * The daemon prints it and exits with status 2 without touching its data directory.
+ *   "/etc/aragora/node.yaml:12: raft.election_timeout_ms: expected an integer from 10 to 600000,
+ * got 'fast'" The daemon prints it and exits with status 2 without touching its data directory.
  */
 #ifndef AFC_CONFIG_H
 #define AFC_CONFIG_H
@@ -27,9 +27,9 @@ struct afc_config_member {
 };
 
 struct afc_config {
-    char source[AFC_PATH_MAX];     /* file it was read from */
-    char region[AFC_NAME_MAX];     /* this node's region (must be a member) */
-    afc_region_id region_id;       /* id of that member (derived, or ARAGORA_REGION_ID) */
+    char source[AFC_PATH_MAX]; /* file it was read from */
+    char region[AFC_NAME_MAX]; /* this node's region (must be a member) */
+    afc_region_id region_id;   /* id of that member (derived, or ARAGORA_REGION_ID) */
     char data_dir[AFC_PATH_MAX];
     unsigned n_members;
     struct afc_config_member members[AFC_MAX_MEMBERS];
@@ -43,13 +43,13 @@ struct afc_config {
     char raft_bind[AFC_ADDR_MAX];  /* "" = the member's raft address */
 
     /* api */
-    char api_listen[AFC_ADDR_MAX]; /* host:port; default from the member's api_url; loopback */
-    bool api_allow_remote;         /* must be true to bind a non-loopback address */
+    char api_listen[AFC_ADDR_MAX];     /* host:port; default from the member's api_url; loopback */
+    bool api_allow_remote;             /* must be true to bind a non-loopback address */
     char api_token_file[AFC_PATH_MAX]; /* bearer token file; env ARAGORA_API_TOKEN overrides */
-    char api_token[256];           /* loaded token ("" = mutating endpoints always 401) */
+    char api_token[256];               /* loaded token ("" = mutating endpoints always 401) */
 
     /* log */
-    int log_level;                 /* AFC_LOG_DEBUG..AFC_LOG_ERROR, default info */
+    int log_level; /* AFC_LOG_DEBUG..AFC_LOG_ERROR, default info */
     enum afc_log_format log_format;
 
     /* deployment guide environment (kept for later subsystems; never logged if secret) */

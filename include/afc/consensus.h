@@ -38,7 +38,8 @@ struct afc_fsm_hooks {
 /* Bind a zeroed `struct raft_fsm` (version 1) to `fsm`. apply() returns 0 for every command (even
  * rejected ones, so the apply loop never wedges), and passes the afc_apply_result back as the
  * result pointer (an integer cast, never heap). The index during apply is
- * raft_last_applied(r) + 1, so set the raft pointer with afc_raft_fsm_set_raft() after raft_init. */
+ * raft_last_applied(r) + 1, so set the raft pointer with afc_raft_fsm_set_raft() after raft_init.
+ */
 struct afc_raft_fsm {
     struct raft_fsm raft_fsm; /* must be first */
     struct afc_fsm *fsm;
@@ -53,12 +54,12 @@ void afc_raft_fsm_set_raft(struct afc_raft_fsm *a, struct raft *r);
 /* Tracks role changes by polling and does barrier-on-election. */
 struct afc_leadership {
     struct raft *raft;
-    int last_state;         /* RAFT_FOLLOWER / RAFT_CANDIDATE / RAFT_LEADER / RAFT_UNAVAILABLE */
+    int last_state; /* RAFT_FOLLOWER / RAFT_CANDIDATE / RAFT_LEADER / RAFT_UNAVAILABLE */
     raft_id last_leader_id;
     uint64_t leader_changes; /* times the known leader id changed (incl. to "none") */
     raft_term barrier_term;  /* term the pending/applied barrier was submitted in */
     bool barrier_pending;
-    bool ready;              /* leader AND barrier applied in current_term */
+    bool ready; /* leader AND barrier applied in current_term */
     struct raft_barrier barrier_req;
     void *data;
     /* optional: called on every change of (state, leader id, ready). May be NULL. */
@@ -81,8 +82,8 @@ struct afc_node_member {
 };
 
 struct afc_node_config {
-    afc_region_id id; /* this node */
-    const char *data_dir; /* created if missing (0700) */
+    afc_region_id id;      /* this node */
+    const char *data_dir;  /* created if missing (0700) */
     const char *bind_addr; /* NULL = the member's raft_addr */
     unsigned n_members;
     struct afc_node_member members[AFC_MAX_MEMBERS];
@@ -150,8 +151,9 @@ int afc_node_init(struct afc_node *n, uv_loop_t *loop, const struct afc_node_con
                   const struct afc_node_hooks *hooks, struct afc_err *err);
 /* raft_start + polling handles + digest timer. */
 int afc_node_start(struct afc_node *n, struct afc_err *err);
-/* Stop timers, raft_close, then raft_uv_close/transport close; cb once everything is closed. Pending
- * proposals complete with AFC_ESHUTDOWN. Safe to call after a failed init (cb still runs once). */
+/* Stop timers, raft_close, then raft_uv_close/transport close; cb once everything is closed.
+ * Pending proposals complete with AFC_ESHUTDOWN. Safe to call after a failed init (cb still runs
+ * once). */
 void afc_node_close(struct afc_node *n, void (*cb)(struct afc_node *n));
 
 /* Propose a command. Only on a ready leader (else AFC_ENOTLEADER / AFC_ENOTREADY synchronously,
@@ -161,9 +163,10 @@ int afc_node_propose(struct afc_node *n, struct afc_propose *req, const struct a
 
 /* Accessors (cheap, for the API and metrics). */
 const struct afc_state *afc_node_state(const struct afc_node *n);
-bool afc_node_is_ready(const struct afc_node *n); /* ready leader */
+bool afc_node_is_ready(const struct afc_node *n);  /* ready leader */
 int afc_node_raft_state(const struct afc_node *n); /* RAFT_FOLLOWER/CANDIDATE/LEADER/UNAVAILABLE */
-const char *afc_node_raft_state_name(int state); /* "follower", "candidate", "leader", "unavailable" */
+const char *
+afc_node_raft_state_name(int state); /* "follower", "candidate", "leader", "unavailable" */
 uint64_t afc_node_term(const struct afc_node *n);
 uint64_t afc_node_commit_index(const struct afc_node *n);
 uint64_t afc_node_applied_index(const struct afc_node *n);

@@ -2,8 +2,8 @@
  * Error codes shared by every module.
  *
  * Convention: 0 is success, a negative AFC_E* value is an error. raft's positive codes, libpq's and
- * hiredis's are converted at their boundary. A function that can fail for more than one reason takes
- * a trailing `struct afc_err *` and wraps the message on the way up with afc_err_wrap():
+ * hiredis's are converted at their boundary. A function that can fail for more than one reason
+ * takes a trailing `struct afc_err *` and wraps the message on the way up with afc_err_wrap():
  * "promote eu-west-1: pg_promote: server closed the connection".
  */
 #ifndef AFC_ERROR_H
@@ -59,7 +59,8 @@ struct afc_err {
 int afc_err_set(struct afc_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Prefix the existing message with "<context>: " (printf-style); returns err->code (0 if err NULL). */
+/* Prefix the existing message with "<context>: " (printf-style); returns err->code (0 if err NULL).
+ */
 int afc_err_wrap(struct afc_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

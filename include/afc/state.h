@@ -1,12 +1,12 @@
 /*
  * The replicated cluster state and the commands that change it.
  *
- * Data flow: a proposer builds a `struct afc_cmd`, afc_cmd_encode() turns it into a versioned msgpack
- * map padded with zeros to a multiple of 8 bytes (raft_uv 0.15 garbles unpadded entries, see
- * raft-0.15.md §4.2), the bytes go through the Raft log, and on every node afc_state_apply() decodes
- * and applies them in log order. Apply is deterministic: everything it records (history entries,
- * timestamps) comes from the command and the log index, never from the local clock, so every node
- * computes the same afc_state_digest() at the same index.
+ * Data flow: a proposer builds a `struct afc_cmd`, afc_cmd_encode() turns it into a versioned
+ * msgpack map padded with zeros to a multiple of 8 bytes (raft_uv 0.15 garbles unpadded entries,
+ * see raft-0.15.md §4.2), the bytes go through the Raft log, and on every node afc_state_apply()
+ * decodes and applies them in log order. Apply is deterministic: everything it records (history
+ * entries, timestamps) comes from the command and the log index, never from the local clock, so
+ * every node computes the same afc_state_digest() at the same index.
  *
  * Pure code: libc and msgpack only. No libuv, no libraft.
  */
@@ -22,22 +22,22 @@
 typedef uint64_t afc_epoch;     /* fencing token: strictly increasing */
 typedef uint64_t afc_region_id; /* raft server id of a region's coordinator, >= 1 */
 
-#define AFC_MAX_MEMBERS  9   /* members are a list; 3 and 5 are the tested sizes */
-#define AFC_NAME_MAX     32  /* region name incl. NUL, e.g. "us-east-2" */
-#define AFC_ADDR_MAX     64  /* raft address "a.b.c.d:port" incl. NUL */
-#define AFC_URL_MAX      128 /* API URL incl. NUL */
-#define AFC_HISTORY_MAX  64  /* bounded event history (ring) */
-#define AFC_DETAIL_MAX   128 /* history detail text incl. NUL */
-#define AFC_DIGEST_RING  128 /* how many recent (index, digest) pairs a node remembers */
-#define AFC_CMD_VERSION  1   /* wire format version written by this build */
+#define AFC_MAX_MEMBERS  9    /* members are a list; 3 and 5 are the tested sizes */
+#define AFC_NAME_MAX     32   /* region name incl. NUL, e.g. "us-east-2" */
+#define AFC_ADDR_MAX     64   /* raft address "a.b.c.d:port" incl. NUL */
+#define AFC_URL_MAX      128  /* API URL incl. NUL */
+#define AFC_HISTORY_MAX  64   /* bounded event history (ring) */
+#define AFC_DETAIL_MAX   128  /* history detail text incl. NUL */
+#define AFC_DIGEST_RING  128  /* how many recent (index, digest) pairs a node remembers */
+#define AFC_CMD_VERSION  1    /* wire format version written by this build */
 #define AFC_CMD_MAX_SIZE 4096 /* larger encoded commands are rejected (AFC_ETOOBIG) */
 
 /* Command operations. X(enum, wire-name) */
 #define AFC_OPS(X)                                                                                 \
     X(AFC_OP_INIT, "init")       /* set the member list once (first leader after bootstrap) */     \
-    X(AFC_OP_PAUSE, "pause")     /* set/clear the paused (maintenance) flag */                    \
-    X(AFC_OP_PROMOTE, "promote") /* epoch CAS: epoch must equal expect_epoch + 1 */               \
-    X(AFC_OP_DIGEST, "digest")   /* leader's state digest at an earlier index */                 \
+    X(AFC_OP_PAUSE, "pause")     /* set/clear the paused (maintenance) flag */                     \
+    X(AFC_OP_PROMOTE, "promote") /* epoch CAS: epoch must equal expect_epoch + 1 */                \
+    X(AFC_OP_DIGEST, "digest")   /* leader's state digest at an earlier index */                   \
     X(AFC_OP_NOTE, "note")       /* free-form operator/event note into history */
 
 enum afc_op {
@@ -88,33 +88,35 @@ struct afc_cmd {
 
 /* A history event, recorded by apply. */
 struct afc_event {
-    uint64_t index;  /* log index that produced it */
-    int64_t wall_ms; /* from the command */
-    char kind[AFC_NAME_MAX];  /* stable event name without the '+', e.g. "promoted", "paused" */
+    uint64_t index;          /* log index that produced it */
+    int64_t wall_ms;         /* from the command */
+    char kind[AFC_NAME_MAX]; /* stable event name without the '+', e.g. "promoted", "paused" */
     char detail[AFC_DETAIL_MAX];
 };
 
 struct afc_state {
     unsigned n_members;
     struct afc_member members[AFC_MAX_MEMBERS];
-    afc_epoch epoch;             /* 0 = no primary adopted yet */
-    char primary[AFC_NAME_MAX];  /* authorized primary for `epoch`, "" if none */
+    afc_epoch epoch;            /* 0 = no primary adopted yet */
+    char primary[AFC_NAME_MAX]; /* authorized primary for `epoch`, "" if none */
     bool paused;
-    uint64_t applied_index;      /* last log index applied (commands only; set by apply/restore) */
-    unsigned history_len;        /* number of valid events, <= AFC_HISTORY_MAX */
-    unsigned history_next;       /* ring write position */
+    uint64_t applied_index; /* last log index applied (commands only; set by apply/restore) */
+    unsigned history_len;   /* number of valid events, <= AFC_HISTORY_MAX */
+    unsigned history_next;  /* ring write position */
     struct afc_event history[AFC_HISTORY_MAX];
 };
 
 /* Outcome of applying one command; reaches the proposer only. */
 enum afc_apply_result {
     AFC_APPLY_OK = 0,
-    AFC_APPLY_REJECTED_MALFORMED,  /* undecodable bytes: logged, state unchanged */
-    AFC_APPLY_REJECTED_VERSION,    /* unknown format version: logged, state unchanged */
-    AFC_APPLY_REJECTED_STALE,      /* promote with a stale expect_epoch */
-    AFC_APPLY_REJECTED_INVALID,    /* well-formed but not allowed (unknown region, init twice...) */
-    AFC_APPLY_NOOP,                /* accepted, nothing changed (pause when already paused) */
-    AFC_APPLY_DIVERGED,            /* digest mismatch: the node must stop (see afc_fsm) */
+    AFC_APPLY_REJECTED_MALFORMED, /* undecodable bytes: logged, state unchanged */
+    AFC_APPLY_REJECTED_VERSION,   /* unknown format version: logged, state unchanged */
+    AFC_APPLY_REJECTED_STALE,     /* promote with a stale expect_epoch */
+    AFC_APPLY_REJECTED_INVALID,   /* well-formed but not allowed (unknown region, init twice...) */
+    AFC_APPLY_NOOP,               /* accepted, nothing changed (pause when already paused) */
+    AFC_APPLY_DIVERGED,           /* digest mismatch: the node must stop (see afc_fsm) */
+    AFC_APPLY_RETRY,              /* out of memory while decoding: nothing changed, apply again
+                                     (rejecting would make this node differ from the others) */
 };
 
 const char *afc_apply_result_name(enum afc_apply_result r);
@@ -156,8 +158,8 @@ void afc_fsm_init(struct afc_fsm *fsm);
  * state.applied_index = index and (index, digest) is pushed to the ring. A DIGEST command whose
  * at_index is in the ring and whose digest differs sets diverged/diverged_index and returns
  * AFC_APPLY_DIVERGED. A DIGEST whose at_index is not in the ring is ignored (AFC_APPLY_NOOP). */
-enum afc_apply_result afc_fsm_apply(struct afc_fsm *fsm, uint64_t index, const void *buf, size_t len,
-                                    struct afc_err *why);
+enum afc_apply_result afc_fsm_apply(struct afc_fsm *fsm, uint64_t index, const void *buf,
+                                    size_t len, struct afc_err *why);
 
 /* Digest of the replicated content of `s` (members, epoch, primary, paused, history;
  * applied_index included). FNV-1a 64 over the canonical snapshot encoding. */
