@@ -398,42 +398,112 @@ static void propose_pause(struct http_req *r, bool paused, const char *reason)
     http_suspend(r, pause_abort, op);
 }
 
-/* A forward in flight. Freed when the leader answers or when the request ends first. */
+/*
+ * A forward in flight. After the leader has answered with the log index of the change, the
+ * follower holds the answer until it has applied that index itself (bounded by
+ * FWD_APPLY_WAIT_MS), so a client that then reads from the same node sees its own write.
+ * Freed (through the close of its timer) when answered or when the request ends first.
+ */
+#define FWD_APPLY_WAIT_MS 2000
+#define FWD_APPLY_POLL_MS 10
+
 struct fwd_op {
     struct http_req *r;
-    struct fwd_req *f;
+    struct fwd_req *f; /* NULL once the leader has answered */
     char leader[AFC_NAME_MAX];
+    uv_timer_t wait; /* polls the local applied index while holding the leader's answer */
+    char *body;      /* the held answer (malloc'd) */
+    size_t len;
+    unsigned status;
+    uint64_t index;
+    uint64_t deadline_ms;
 };
+
+static void fwd_op_closed_cb(uv_handle_t *h)
+{
+    struct fwd_op *op = h->data;
+    free(op->body);
+    free(op);
+}
+
+static void fwd_op_free(struct fwd_op *op)
+{
+    uv_close((uv_handle_t *)&op->wait, fwd_op_closed_cb);
+}
 
 static void fwd_abort(struct http_req *r, void *arg)
 {
     (void)r;
     struct fwd_op *op = arg;
-    fwd_cancel(op->f);
-    free(op);
+    if (op->f != NULL) {
+        fwd_cancel(op->f);
+    }
+    fwd_op_free(op);
 }
 
-static void relay_answer(struct http_req *r, const struct fwd_result *res, const char *leader)
+static void fwd_release(struct fwd_op *op)
 {
-    json_t *probe = json_loadb(res->body, res->len, 0, NULL);
-    if (probe == NULL || res->status < 100 || res->status > 599) {
-        json_decref(probe);
-        afc_info("http: forward to leader %s: answer is not JSON (status %ld)", leader,
+    if (op->status == 401) {
+        http_add_header(op->r, "WWW-Authenticate", "Bearer realm=\"aragora\"");
+    }
+    http_reply(op->r, op->status, op->body, op->len, CT_JSON);
+    op->body = NULL; /* transferred to http_reply */
+    fwd_op_free(op);
+}
+
+static void fwd_wait_cb(uv_timer_t *t)
+{
+    struct fwd_op *op = t->data;
+    const struct afc_daemon *d = http_req_daemon(op->r);
+    uint64_t applied = afc_node_applied_index(&d->node);
+    if (applied < op->index && uv_now(t->loop) < op->deadline_ms) {
+        return;
+    }
+    if (applied < op->index) {
+        afc_info("http: forwarded change at index %llu not applied here after %d ms (applied %llu)",
+                 (unsigned long long)op->index, FWD_APPLY_WAIT_MS, (unsigned long long)applied);
+    }
+    uv_timer_stop(t);
+    fwd_release(op);
+}
+
+/* The log index a successful leader answer carries, or 0. */
+static uint64_t answer_index(const json_t *doc, long status)
+{
+    json_t *idx = status == 200 ? json_object_get(doc, "index") : NULL;
+    return json_is_integer(idx) && json_integer_value(idx) > 0 ? (uint64_t)json_integer_value(idx)
+                                                               : 0;
+}
+
+/* Relay the leader's answer; returns true if the op now waits for the local apply (op kept). */
+static bool relay_answer(struct fwd_op *op, const struct fwd_result *res)
+{
+    json_t *doc = json_loadb(res->body, res->len, 0, NULL);
+    if (doc == NULL || res->status < 100 || res->status > 599) {
+        json_decref(doc);
+        afc_info("http: forward to leader %s: answer is not JSON (status %ld)", op->leader,
                  res->status);
-        http_reply_error(r, 502, "bad_leader_response", "the leader's answer was not JSON");
-        return;
+        http_reply_error(op->r, 502, "bad_leader_response", "the leader's answer was not JSON");
+        return false;
     }
-    json_decref(probe);
-    char *copy = malloc(res->len + 1);
-    if (copy == NULL) {
-        http_reply_error(r, 500, "internal", "out of memory");
-        return;
+    op->index = answer_index(doc, res->status);
+    json_decref(doc);
+    op->body = malloc(res->len + 1);
+    if (op->body == NULL) {
+        http_reply_error(op->r, 500, "internal", "out of memory");
+        return false;
     }
-    memcpy(copy, res->body, res->len);
-    if (res->status == 401) {
-        http_add_header(r, "WWW-Authenticate", "Bearer realm=\"aragora\"");
+    memcpy(op->body, res->body, res->len);
+    op->len = res->len;
+    op->status = (unsigned)res->status;
+    const struct afc_daemon *d = http_req_daemon(op->r);
+    if (op->index == 0 || afc_node_applied_index(&d->node) >= op->index) {
+        fwd_release(op);
+        return true;
     }
-    http_reply(r, (unsigned)res->status, copy, res->len, CT_JSON);
+    op->deadline_ms = uv_now(d->loop) + FWD_APPLY_WAIT_MS;
+    uv_timer_start(&op->wait, fwd_wait_cb, FWD_APPLY_POLL_MS, FWD_APPLY_POLL_MS);
+    return true;
 }
 
 static void fwd_done_cb(void *arg, const struct fwd_result *res)
@@ -441,8 +511,11 @@ static void fwd_done_cb(void *arg, const struct fwd_result *res)
     struct fwd_op *op = arg;
     struct http_req *r = op->r;
     char msg[AFC_ERR_MSG_MAX];
+    op->f = NULL; /* the transfer is over */
     if (res->curl_code == 0) {
-        relay_answer(r, res, op->leader);
+        if (relay_answer(op, res)) {
+            return; /* answered and freed, or waiting for the local apply */
+        }
     } else if (res->connect_fail) {
         snprintf(msg, sizeof msg, "leader %s unreachable (nothing was sent): %s", op->leader,
                  res->error);
@@ -455,7 +528,7 @@ static void fwd_done_cb(void *arg, const struct fwd_result *res)
         snprintf(msg, sizeof msg, "forward to leader %s failed: %s", op->leader, res->error);
         http_reply_error(r, 502, "leader_error", msg);
     }
-    free(op);
+    fwd_op_free(op);
 }
 
 static int build_url(char *url, size_t cap, const char *base, const char *path)
@@ -490,11 +563,13 @@ static void forward_to_leader(struct http_req *r)
     size_t len;
     const char *body = http_req_body(r, &len);
     op->r = r;
+    uv_timer_init(d->loop, &op->wait);
+    op->wait.data = op;
     snprintf(op->leader, sizeof op->leader, "%s", m->name);
     op->f =
         fwd_post(http_fwd(r), url, http_req_header(r, "Authorization"), body, len, fwd_done_cb, op);
     if (op->f == NULL) {
-        free(op);
+        fwd_op_free(op);
         http_reply_error(r, 503, "forward_failed", "could not start forwarding to the leader");
         return;
     }
