@@ -33,22 +33,6 @@
  * election timeout cannot be normal operation. */
 #define STALL_FRACTION_DIV 2
 
-/*
- * The contract struct has no field for the time of the last poll. barrier_req.data is the
- * request's user-data slot, which libraft never reads or writes (RAFT__REQUEST in raft.h: raft
- * sets type/index/queue/cb only), and the barrier callback finds its tracker via container_of,
- * so the slot is free to hold the raft time of the last poll (wrap-safe unsigned arithmetic).
- */
-static uintptr_t last_poll_time(const struct afc_leadership *l)
-{
-    return (uintptr_t)l->barrier_req.data;
-}
-
-static void set_last_poll_time(struct afc_leadership *l, raft_time now)
-{
-    l->barrier_req.data = (void *)(uintptr_t)now;
-}
-
 static raft_time raft_now(const struct afc_leadership *l)
 {
     return l->raft->io->time(l->raft->io);
@@ -57,7 +41,7 @@ static raft_time raft_now(const struct afc_leadership *l)
 /* True if the loop has not polled for an abnormally long time (see the file comment). */
 static bool has_stalled(const struct afc_leadership *l, raft_time now)
 {
-    uintptr_t gap = (uintptr_t)now - last_poll_time(l);
+    raft_time gap = now - l->last_poll_ms; /* unsigned: wrap-safe */
 
     return gap > l->raft->election_timeout / STALL_FRACTION_DIV;
 }
@@ -129,10 +113,10 @@ void afc_leadership_init(struct afc_leadership *l, struct raft *r)
  * The first poll only starts the clock. */
 static void check_stall(struct afc_leadership *l, raft_time now)
 {
-    uintptr_t gap = (uintptr_t)now - last_poll_time(l);
+    raft_time gap = now - l->last_poll_ms;
     bool stalled = l->last_state != RAFT_UNAVAILABLE && has_stalled(l, now);
 
-    set_last_poll_time(l, now);
+    l->last_poll_ms = now;
     if (!stalled || l->barrier_term == 0) {
         return;
     }

@@ -403,13 +403,14 @@ static void lead_changed(struct afc_leadership *l, int old_state, int new_state)
 /*
  * Report divergence once, from the loop rather than from inside raft's apply callback (the owner
  * will typically log and close/exit, which must not happen under raft's feet). The digest timer
- * doubles as the "not reported yet" marker: it is stopped here and never restarted.
+ * is stopped here and never restarted: a diverged node commits no more digests.
  */
 static void report_divergence(struct afc_node *n)
 {
-    if (!n->fsm.diverged || !uv_is_active((uv_handle_t *)&n->digest_timer)) {
+    if (!n->fsm.diverged || n->diverged_reported) {
         return;
     }
+    n->diverged_reported = true;
     uv_timer_stop(&n->digest_timer);
     afc_event("diverged", "index=%llu", (unsigned long long)n->fsm.diverged_index);
     afc_error("replicated state diverged at index %llu: this node stops proposing; restore its "

@@ -60,6 +60,9 @@ struct afc_leadership {
     raft_term barrier_term;  /* term the pending/applied barrier was submitted in */
     bool barrier_pending;
     bool ready; /* leader AND barrier applied in current_term */
+    /* raft io time of the previous poll (0 before the first); a gap above half the election
+     * timeout means the loop stalled, so readiness is withdrawn (stall detection, leadership.c) */
+    raft_time last_poll_ms;
     struct raft_barrier barrier_req;
     void *data;
     /* optional: called on every change of (state, leader id, ready). May be NULL. */
@@ -137,6 +140,7 @@ struct afc_node {
     uv_timer_t digest_timer;
     struct afc_propose digest_req;
     bool digest_in_flight;
+    bool diverged_reported; /* hooks.diverged already called (it runs at most once) */
     bool started;
     bool closing;
     void (*close_cb)(struct afc_node *n);

@@ -25,6 +25,7 @@
 #define NO_SERVER  ((unsigned)-1)
 #define LONG_WAIT  30000 /* virtual ms */
 #define SHORT_WAIT 5000
+#define MAX_LOG    64 /* per-server apply results are recorded for log indexes below this */
 
 /* Server 0 times out first, so it wins the first election. */
 static const unsigned DEFAULT_TIMEOUTS[N] = {1000, 1300, 1600};
@@ -41,12 +42,19 @@ struct prop {
     enum afc_apply_result result;
 };
 
+/* What afc_fsm_hooks.applied reported on one server, by log index. */
+struct applied_log {
+    bool seen[MAX_LOG];
+    enum afc_apply_result result[MAX_LOG];
+};
+
 struct cluster {
     struct raft_fixture f;
     struct afc_fsm fsm[N];
     struct afc_raft_fsm ad[N];
     struct afc_leadership lead[N];
-    bool barrier_on; /* poll the trackers (which submit the barrier on election) */
+    struct applied_log applied[N]; /* every server's own apply results (the hook) */
+    bool barrier_on;               /* poll the trackers (which submit the barrier on election) */
     struct prop props[MAX_PROPS];
     unsigned n_props;
     /* observations from the `changed` callback */
@@ -76,6 +84,18 @@ static void lead_changed(struct afc_leadership *l, int old_state, int new_state)
     }
 }
 
+static void record_applied(void *data, uint64_t index, enum afc_apply_result r,
+                           const struct afc_err *why)
+{
+    struct applied_log *log = data;
+
+    (void)why;
+    if (index < MAX_LOG) {
+        log->seen[index] = true;
+        log->result[index] = r;
+    }
+}
+
 static struct cluster *cluster_new(bool barrier_on, const unsigned timeouts[N])
 {
     struct cluster *c = calloc(1, sizeof *c);
@@ -89,8 +109,9 @@ static struct cluster *cluster_new(bool barrier_on, const unsigned timeouts[N])
     }
     c->barrier_on = barrier_on;
     for (unsigned i = 0; i < N; i++) {
+        struct afc_fsm_hooks hooks = {.data = &c->applied[i], .applied = record_applied};
         afc_fsm_init(&c->fsm[i]);
-        afc_raft_fsm_init(&c->ad[i], &c->fsm[i], NULL);
+        afc_raft_fsm_init(&c->ad[i], &c->fsm[i], &hooks);
         rv = raft_fixture_grow(&c->f, &c->ad[i].raft_fsm);
         if (rv != 0) {
             abort();
@@ -712,6 +733,157 @@ static void test_figure8_without_barrier_diverges(void)
     cluster_free(c);
 }
 
+/* ---- (6) digest divergence (ARCHITECTURE §4.1, the AFC_OP_DIGEST check) ---- */
+
+#define DIV_FOLLOWER 1 /* the follower whose state is corrupted */
+#define DIV_WITNESS  2 /* the other follower */
+
+struct digest_run {
+    unsigned leader;
+    uint64_t at;           /* the digest's at_index: leader's applied index when it proposed */
+    uint64_t digest_index; /* log index of the DIGEST command itself */
+    unsigned prop;         /* its prop slot on the leader */
+};
+
+static bool digest_fail(const char *step)
+{
+    printf("  # digest schedule could not be driven: %s\n", step);
+    return false;
+}
+
+/*
+ * The schedule: S0 leads and commits init + pause. The leader→S1 link is saturated (one way: S1
+ * still reaches the others, and the cut is far shorter than its election timeout) and the leader
+ * commits a note at index K with S2 alone. With `corrupt`, S1's replicated state is changed in
+ * memory now — before S1 applies K, so the digest S1 records for K is computed over the corrupted
+ * state (a bit flip, a buggy build). The link heals, S1 catches up to K, and the leader commits
+ * DIGEST {at_index = K, digest = its own digest at K}: S1 must find a different digest at K.
+ */
+static bool digest_schedule(struct cluster *c, bool corrupt, struct digest_run *run)
+{
+    struct afc_cmd cmd;
+    uint64_t k, digest = 0;
+    unsigned l, kn;
+
+    if (!step_until(c, has_ready_leader_except, NO_SERVER, LONG_WAIT)) {
+        return digest_fail("ready leader");
+    }
+    l = run->leader = ready_leader(c, NO_SERVER);
+    if (l != 0) {
+        return digest_fail("S0 leads");
+    }
+    commit(c, l, cmd_init());
+    commit(c, l, cmd_pause(true));
+    if (!step_until(c, all_applied, (unsigned)raft_last_index(R(c, l)), SHORT_WAIT)) {
+        return digest_fail("init + pause applied everywhere");
+    }
+    raft_fixture_saturate(&c->f, l, DIV_FOLLOWER);
+    kn = commit(c, l, cmd_note("before-digest"));
+    if (kn == NO_SERVER || !c->props[kn].done || c->props[kn].status != 0) {
+        return digest_fail("note committed without S1");
+    }
+    k = c->props[kn].req.index;
+    if (c->fsm[DIV_FOLLOWER].state.applied_index >= k || c->fsm[l].state.applied_index != k) {
+        return digest_fail("S1 has not applied K, the leader has");
+    }
+    if (corrupt) {
+        c->fsm[DIV_FOLLOWER].state.paused = !c->fsm[DIV_FOLLOWER].state.paused;
+    }
+    raft_fixture_desaturate(&c->f, l, DIV_FOLLOWER);
+    if (!step_until(c, all_applied, (unsigned)k, SHORT_WAIT)) {
+        return digest_fail("S1 catches up to K");
+    }
+    /* What the node's digest timer does on a ready leader. */
+    run->at = c->fsm[l].state.applied_index;
+    if (!afc_leadership_is_ready(&c->lead[l]) || !afc_fsm_digest_at(&c->fsm[l], run->at, &digest)) {
+        return digest_fail("leader ready with its digest at K");
+    }
+    memset(&cmd, 0, sizeof cmd);
+    cmd.op = AFC_OP_DIGEST;
+    snprintf(cmd.by, sizeof cmd.by, "r%u", l + 1);
+    cmd.u.digest.at_index = run->at;
+    cmd.u.digest.digest = digest;
+    run->prop = commit(c, l, cmd);
+    if (run->prop == NO_SERVER || !c->props[run->prop].done) {
+        return digest_fail("digest committed");
+    }
+    run->digest_index = c->props[run->prop].req.index;
+    if (run->digest_index >= MAX_LOG ||
+        !step_until(c, all_applied, (unsigned)run->digest_index, SHORT_WAIT)) {
+        return digest_fail("digest applied everywhere");
+    }
+    return true;
+}
+
+static bool applied_as(struct cluster *c, unsigned i, uint64_t index, enum afc_apply_result r)
+{
+    return index < MAX_LOG && c->applied[i].seen[index] && c->applied[i].result[index] == r;
+}
+
+/* A follower whose state was corrupted before it applied K detects the divergence when the
+ * leader's digest at K is applied; the leader and the other follower do not. */
+static void test_digest_divergence(void)
+{
+    struct cluster *c = cluster_new(true, DEFAULT_TIMEOUTS);
+    struct digest_run run = {0};
+    unsigned l;
+
+    REQUIRE(c != NULL);
+    if (!digest_schedule(c, true, &run)) {
+        CHECK(!"digest schedule");
+        goto out;
+    }
+    l = run.leader;
+    CHECK(c->fsm[DIV_FOLLOWER].diverged);
+    CHECK_EQ_INT(c->fsm[DIV_FOLLOWER].diverged_index, run.at);
+    CHECK(applied_as(c, DIV_FOLLOWER, run.digest_index, AFC_APPLY_DIVERGED));
+    CHECK(!c->fsm[DIV_WITNESS].diverged);
+    CHECK(applied_as(c, DIV_WITNESS, run.digest_index, AFC_APPLY_OK));
+    CHECK(!c->fsm[l].diverged);
+    CHECK(applied_as(c, l, run.digest_index, AFC_APPLY_OK));
+    /* The proposer's result is the leader's own apply. */
+    CHECK_EQ_INT(c->props[run.prop].status, 0);
+    CHECK_EQ_INT(c->props[run.prop].result, AFC_APPLY_OK);
+    CHECK(same_digest_at(c, l, DIV_WITNESS, run.at));
+    CHECK(!same_digest_at(c, l, DIV_FOLLOWER, run.at));
+    printf("  # S%u corrupted before applying index %llu: digest command at index %llu applied "
+           "as %s on S%u, %s on S%u and S%u (diverged_index=%llu)\n",
+           DIV_FOLLOWER, (unsigned long long)run.at, (unsigned long long)run.digest_index,
+           afc_apply_result_name(c->applied[DIV_FOLLOWER].result[run.digest_index]), DIV_FOLLOWER,
+           afc_apply_result_name(c->applied[DIV_WITNESS].result[run.digest_index]), l, DIV_WITNESS,
+           (unsigned long long)c->fsm[DIV_FOLLOWER].diverged_index);
+out:
+    cluster_free(c);
+}
+
+/* Control: the same schedule without the corruption (the lagging follower catches up through the
+ * log) gives no divergence anywhere. */
+static void test_digest_no_divergence(void)
+{
+    struct cluster *c = cluster_new(true, DEFAULT_TIMEOUTS);
+    struct digest_run run = {0};
+
+    REQUIRE(c != NULL);
+    if (!digest_schedule(c, false, &run)) {
+        CHECK(!"digest schedule");
+        goto out;
+    }
+    for (unsigned i = 0; i < N; i++) {
+        CHECK(!c->fsm[i].diverged);
+        CHECK(applied_as(c, i, run.digest_index, AFC_APPLY_OK));
+        CHECK(same_digest_at(c, run.leader, i, run.at));
+    }
+    check_same_state(c, 7);
+    printf("  # control: digest of index %llu (command at index %llu) applied as %s/%s/%s on "
+           "S0/S1/S2\n",
+           (unsigned long long)run.at, (unsigned long long)run.digest_index,
+           afc_apply_result_name(c->applied[0].result[run.digest_index]),
+           afc_apply_result_name(c->applied[1].result[run.digest_index]),
+           afc_apply_result_name(c->applied[2].result[run.digest_index]));
+out:
+    cluster_free(c);
+}
+
 int main(void)
 {
     afc_log_setup(AFC_LOG_WARN, 0, "fixture", stderr);
@@ -721,5 +893,7 @@ int main(void)
     TEST_RUN(test_revived_leader_not_ready);
     TEST_RUN(test_figure8_with_barrier);
     TEST_RUN(test_figure8_without_barrier_diverges);
+    TEST_RUN(test_digest_divergence);
+    TEST_RUN(test_digest_no_divergence);
     TEST_END();
 }
