@@ -27,7 +27,7 @@ struct afc_daemon {
     uv_signal_t sigint;
     uint64_t started_mono_ms; /* uv_now at start */
     int64_t started_wall_ms;
-    bool joined;             /* has applied the init command (knows the member list) */
+    bool joined; /* has applied the init command (knows the member list) */
     bool init_in_flight;
     struct afc_propose init_req;
     int exit_code;

@@ -1,0 +1,643 @@
+/*
+ * `aragora-chaos lab`: N coordinators on loopback, each with its own generated config, data
+ * directory and log under DIR, described by DIR/lab.json.
+ *
+ *   up       generate DIR/token and DIR/<region>/coordinator.yaml, start every coordinator
+ *            detached, record the PIDs, and return once some node answers /leader 200
+ *   status   per region: process alive/stopped/dead, Raft role and leader from /v1/cluster
+ *   kill | freeze | thaw | restart REGION     SIGKILL | SIGSTOP | SIGCONT | kill + start again
+ *   down     SIGCONT + SIGTERM to every recorded PID, SIGKILL after 10 s; safe to repeat
+ *
+ * Ports: region i (0-based) serves its API on BASE+10*i and Raft on BASE+10*i+1.
+ * Every signal goes through lab_region_state() first (lab.h): never to a PID that is not ours.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "lab.h"
+
+#define LAB_DEFAULT_BASE_PORT 21000u
+#define LAB_UP_TIMEOUT_MS     60000u
+#define LAB_DOWN_TIMEOUT_MS   10000u
+
+static const char *const region_names[LAB_MAX_REGIONS] = {
+    "us-east-2",      "eu-west-1", "ap-south-1",   "us-west-2",  "eu-central-1",
+    "ap-northeast-1", "sa-east-1", "ca-central-1", "af-south-1",
+};
+
+struct lab_opts {
+    const char *dir;
+    const char *region;
+    const char *log_level;
+    unsigned regions;
+    unsigned base_port;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+};
+
+static const char lab_usage[] =
+    "Usage: aragora-chaos lab COMMAND --dir DIR [OPTIONS]\n"
+    "\n"
+    "  up --dir DIR [--regions N] [--base-port P] [--snapshot-threshold N]\n"
+    "     [--snapshot-trailing N] [--log-level LEVEL]\n"
+    "        start N coordinators (default 3: us-east-2, eu-west-1, ap-south-1) on loopback;\n"
+    "        region i serves its API on P+10*i and Raft on P+10*i+1 (default P = 21000);\n"
+    "        returns 0 once a leader is ready (bounded: 60 s), and writes DIR/lab.json\n"
+    "  status --dir DIR                  process state, Raft role and leader of each region\n"
+    "  kill --dir DIR REGION             SIGKILL the region's coordinator\n"
+    "  freeze --dir DIR REGION           SIGSTOP it\n"
+    "  thaw --dir DIR REGION             SIGCONT it\n"
+    "  restart --dir DIR REGION          kill it (if running) and start it again, same config\n"
+    "  down --dir DIR                    stop every coordinator of the lab (safe to repeat)\n"
+    "\n"
+    "Files: DIR/token (API bearer token, 0600), DIR/lab.json, and per region\n"
+    "DIR/<region>/coordinator.yaml, DIR/<region>/data, DIR/<region>/coordinator.log.\n"
+    "The coordinator binary is $ARAGORA_COORDINATOR, else the one next to aragora-chaos.\n";
+
+/* ---- HTTP ---- */
+
+static size_t collect_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+    char *buf = arg; /* 8 KiB, NUL-terminated; the rest is dropped */
+    size_t have = strlen(buf), n = size * nmemb;
+    size_t take = have + n < 8191 ? n : 8191 - have;
+    memcpy(buf + have, data, take);
+    buf[have + take] = '\0';
+    return n;
+}
+
+/* GET url; returns the HTTP status, or 0 when the node did not answer. body: 8 KiB or NULL. */
+static long http_get(const char *url, long timeout_ms, char *body)
+{
+    char sink[8192] = "";
+    long status = 0;
+    CURL *h = curl_easy_init();
+    if (h == NULL)
+        return 0;
+    if (body == NULL)
+        body = sink;
+    body[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 1000 ? timeout_ms : 1000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    return status;
+}
+
+static long region_get(const struct lab_region *r, const char *path, long timeout_ms, char *body)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", r->api_url, path);
+    return http_get(url, timeout_ms, body);
+}
+
+/* ---- options ---- */
+
+static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "aragora-chaos: %s: expected an integer from %u to %u, got '%s'\n", opt, lo,
+                hi, s);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int parse_opts(struct lab_opts *o, int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int rc = 0;
+        bool takes_value = a[0] == '-';
+        if (takes_value && v == NULL) {
+            fprintf(stderr, "aragora-chaos: option '%s' needs a value\n", a);
+            return -1;
+        }
+        if (strcmp(a, "--dir") == 0)
+            o->dir = v;
+        else if (strcmp(a, "--regions") == 0)
+            rc = parse_uint(a, v, 1, LAB_MAX_REGIONS, &o->regions);
+        else if (strcmp(a, "--base-port") == 0)
+            rc = parse_uint(a, v, 1024, 32767, &o->base_port);
+        else if (strcmp(a, "--snapshot-threshold") == 0)
+            rc = parse_uint(a, v, 1, 1000000, &o->snapshot_threshold);
+        else if (strcmp(a, "--snapshot-trailing") == 0)
+            rc = parse_uint(a, v, 1, 1000000, &o->snapshot_trailing);
+        else if (strcmp(a, "--log-level") == 0)
+            o->log_level = v;
+        else if (a[0] == '-') {
+            fprintf(stderr, "aragora-chaos: unknown option '%s'\n%s", a, lab_usage);
+            return -1;
+        } else if (o->region == NULL) {
+            o->region = a;
+            takes_value = false;
+        } else {
+            fprintf(stderr, "aragora-chaos: unexpected argument '%s'\n", a);
+            return -1;
+        }
+        if (rc != 0)
+            return -1;
+        if (takes_value)
+            i++;
+    }
+    if (o->dir == NULL) {
+        fprintf(stderr, "aragora-chaos: lab %s: --dir DIR is required\n", argv[1]);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- lab up ---- */
+
+static int make_dir(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) == 0 || errno == EEXIST)
+        return 0;
+    fprintf(stderr, "aragora-chaos: mkdir %s: %s\n", path, strerror(errno));
+    return -1;
+}
+
+/* out = dir/name; -1 (with a message) if it does not fit. */
+static int path_join(char *out, size_t size, const char *dir, const char *name)
+{
+    int n = snprintf(out, size, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= size) {
+        fprintf(stderr, "aragora-chaos: path too long: %s/%s\n", dir, name);
+        return -1;
+    }
+    return 0;
+}
+
+/* DIR/token: 32 random bytes as hex, mode 0600. An existing token is kept. */
+static int ensure_token(const char *path)
+{
+    unsigned char raw[32];
+    char hex[sizeof raw * 2 + 2];
+    if (access(path, R_OK) == 0)
+        return 0;
+    int rnd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t n = rnd >= 0 ? read(rnd, raw, sizeof raw) : -1;
+    if (rnd >= 0)
+        close(rnd);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (n != (ssize_t)sizeof raw || fd < 0) {
+        fprintf(stderr, "aragora-chaos: creating %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    hex[sizeof raw * 2] = '\n';
+    ssize_t w = write(fd, hex, sizeof raw * 2 + 1);
+    close(fd);
+    return w == (ssize_t)(sizeof raw * 2 + 1) ? 0 : -1;
+}
+
+static int write_config(const struct lab *lab, const struct lab_region *self, const char *log_level)
+{
+    FILE *f = fopen(self->config, "w");
+    if (f == NULL) {
+        fprintf(stderr, "aragora-chaos: %s: %s\n", self->config, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# Generated by aragora-chaos lab up; see docs/configuration.md.\n");
+    fprintf(f, "region: %s\ndata_dir: \"%s\"\nmembers:\n", self->name, self->data_dir);
+    for (unsigned i = 0; i < lab->n_regions; i++) {
+        const struct lab_region *m = &lab->regions[i];
+        fprintf(f, "  - name: %s\n    id: %u\n    raft: \"%s\"\n    api: \"%s\"\n", m->name, m->id,
+                m->raft_address, m->api_url);
+    }
+    fprintf(f, "raft:\n  election_timeout_ms: 1000\n  heartbeat_timeout_ms: 100\n");
+    if (lab->snapshot_threshold > 0)
+        fprintf(f, "  snapshot_threshold: %u\n", lab->snapshot_threshold);
+    if (lab->snapshot_trailing > 0)
+        fprintf(f, "  snapshot_trailing: %u\n", lab->snapshot_trailing);
+    fprintf(f, "api:\n  listen: \"127.0.0.1:%u\"\n  token_file: \"%s\"\n", self->api_port,
+            lab->token_file);
+    fprintf(f, "log:\n  level: %s\n  format: text\n", log_level);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "aragora-chaos: %s: %s\n", self->config, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Fill the lab description from the options and lay out DIR. */
+static int prepare_lab(struct lab *lab, const struct lab_opts *o)
+{
+    char region_dir[LAB_PATH_MAX];
+    if (make_dir(o->dir, 0755) != 0)
+        return -1;
+    if (realpath(o->dir, lab->dir) == NULL) {
+        fprintf(stderr, "aragora-chaos: %s: %s\n", o->dir, strerror(errno));
+        return -1;
+    }
+    if (lab_find_coordinator(lab->coordinator, sizeof lab->coordinator) != 0)
+        return -1;
+    lab->base_port = o->base_port;
+    lab->n_regions = o->regions;
+    lab->snapshot_threshold = o->snapshot_threshold;
+    lab->snapshot_trailing = o->snapshot_trailing;
+    if (lab->snapshot_threshold > 0 && lab->snapshot_trailing == 0)
+        lab->snapshot_trailing = lab->snapshot_threshold / 2 > 0 ? lab->snapshot_threshold / 2 : 1;
+    if (path_join(lab->token_file, sizeof lab->token_file, lab->dir, "token") != 0 ||
+        ensure_token(lab->token_file) != 0)
+        return -1;
+    for (unsigned i = 0; i < lab->n_regions; i++) {
+        struct lab_region *r = &lab->regions[i];
+        snprintf(r->name, sizeof r->name, "%s", region_names[i]);
+        r->id = i + 1;
+        r->api_port = lab->base_port + 10 * i;
+        r->raft_port = r->api_port + 1;
+        snprintf(r->api_url, sizeof r->api_url, "http://127.0.0.1:%u", r->api_port);
+        snprintf(r->raft_address, sizeof r->raft_address, "127.0.0.1:%u", r->raft_port);
+        if (path_join(region_dir, sizeof region_dir, lab->dir, r->name) != 0 ||
+            path_join(r->config, sizeof r->config, region_dir, "coordinator.yaml") != 0 ||
+            path_join(r->log, sizeof r->log, region_dir, "coordinator.log") != 0 ||
+            path_join(r->data_dir, sizeof r->data_dir, region_dir, "data") != 0)
+            return -1;
+        if (make_dir(region_dir, 0755) != 0 || make_dir(r->data_dir, 0700) != 0)
+            return -1;
+    }
+    for (unsigned i = 0; i < lab->n_regions; i++)
+        if (write_config(lab, &lab->regions[i], o->log_level) != 0)
+            return -1;
+    return 0;
+}
+
+/* Can we bind 127.0.0.1:port? A taken port would make a coordinator fail, or worse, let another
+ * process answer for it. */
+static bool port_is_free(unsigned port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true; /* cannot tell; the coordinator will say */
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static int check_ports(const struct lab *lab)
+{
+    for (unsigned i = 0; i < lab->n_regions; i++) {
+        const struct lab_region *r = &lab->regions[i];
+        unsigned ports[2] = {r->api_port, r->raft_port};
+        for (unsigned k = 0; k < 2; k++) {
+            if (!port_is_free(ports[k])) {
+                fprintf(stderr,
+                        "aragora-chaos: %s: port %u on 127.0.0.1 is in use; pick another "
+                        "--base-port\n",
+                        r->name, ports[k]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void print_all_log_tails(const struct lab *lab)
+{
+    for (unsigned i = 0; i < lab->n_regions; i++)
+        lab_print_log_tail(&lab->regions[i], 20);
+}
+
+static unsigned count_alive(const struct lab *lab)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < lab->n_regions; i++)
+        n += lab_region_is_ours(&lab->regions[i]) ? 1 : 0;
+    return n;
+}
+
+/* Poll /leader until one node answers 200. Fails early when a coordinator exits. */
+static int wait_for_leader(const struct lab *lab, unsigned timeout_ms)
+{
+    unsigned long long start = lab_now_ms();
+    while (lab_now_ms() - start < timeout_ms) {
+        for (unsigned i = 0; i < lab->n_regions; i++) {
+            const struct lab_region *r = &lab->regions[i];
+            if (!lab_region_is_ours(r)) {
+                fprintf(stderr, "aragora-chaos: %s: coordinator (pid %d) exited during start-up\n",
+                        r->name, (int)r->pid);
+                lab_print_log_tail(r, 20);
+                return -1;
+            }
+            if (region_get(r, "/leader", 500, NULL) == 200 && count_alive(lab) == lab->n_regions) {
+                printf("leader: %s (ready after %llu ms)\n", r->name, lab_now_ms() - start);
+                return 0;
+            }
+        }
+        lab_sleep_ms(100);
+    }
+    fprintf(stderr, "aragora-chaos: no ready leader within %u s\n", timeout_ms / 1000);
+    print_all_log_tails(lab);
+    return -1;
+}
+
+static int cmd_up(const struct lab_opts *o)
+{
+    struct lab lab, old;
+    int rc = lab_load(&old, o->dir);
+    if (rc == -1)
+        return 1;
+    for (unsigned i = 0; rc == 0 && i < old.n_regions; i++) {
+        if (lab_region_is_ours(&old.regions[i])) {
+            fprintf(stderr,
+                    "aragora-chaos: a lab is already running in %s (%s, pid %d); run "
+                    "'aragora-chaos lab down --dir %s' first\n",
+                    o->dir, old.regions[i].name, (int)old.regions[i].pid, o->dir);
+            return 1;
+        }
+    }
+    if (o->base_port + 10 * (o->regions - 1) + 1 >= 32768) {
+        fprintf(stderr, "aragora-chaos: ports from %u for %u regions would pass 32767\n",
+                o->base_port, o->regions);
+        return 2;
+    }
+    memset(&lab, 0, sizeof lab);
+    if (prepare_lab(&lab, o) != 0 || check_ports(&lab) != 0)
+        return 1;
+    for (unsigned i = 0; i < lab.n_regions; i++) {
+        struct lab_region *r = &lab.regions[i];
+        rc = lab_spawn(&lab, r);
+        if (lab_save(&lab) != 0 || rc != 0) {
+            fprintf(stderr, "aragora-chaos: run 'aragora-chaos lab down --dir %s'\n", lab.dir);
+            return 1;
+        }
+        printf("%-14s pid %-7d api %s  raft %s\n", r->name, (int)r->pid, r->api_url,
+               r->raft_address);
+    }
+    fflush(stdout);
+    if (wait_for_leader(&lab, LAB_UP_TIMEOUT_MS) != 0) {
+        fprintf(stderr,
+                "aragora-chaos: lab not ready; see the logs above, then run "
+                "'aragora-chaos lab down --dir %s'\n",
+                lab.dir);
+        return 1;
+    }
+    printf("lab: %s/lab.json; token: %s\n", lab.dir, lab.token_file);
+    printf("try: aragoractl --endpoint %s status\n", lab.regions[0].api_url);
+    return 0;
+}
+
+/* ---- status, signals, restart, down ---- */
+
+static int load_existing(struct lab *lab, const char *dir)
+{
+    int rc = lab_load(lab, dir);
+    if (rc == -2)
+        fprintf(stderr, "aragora-chaos: no lab in %s (no lab.json)\n", dir);
+    return rc;
+}
+
+static void print_region_status(const struct lab_region *r)
+{
+    char body[8192];
+    const char *role = "-", *leader = "-", *ready = "-";
+    long long term = -1;
+    enum lab_proc_state st = lab_region_state(r);
+    json_t *doc = NULL;
+    if (st == LAB_PROC_ALIVE && region_get(r, "/v1/cluster", 1000, body) == 200)
+        doc = json_loads(body, 0, NULL);
+    if (doc != NULL) {
+        json_t *node = json_object_get(doc, "node");
+        const char *s = json_string_value(json_object_get(node, "raft_state"));
+        role = s != NULL ? s : "?";
+        s = json_string_value(json_object_get(json_object_get(doc, "leader"), "region"));
+        leader = s != NULL ? s : "none";
+        ready = json_is_true(json_object_get(node, "ready")) ? "yes" : "no";
+        term = (long long)json_integer_value(json_object_get(node, "term"));
+    } else if (st == LAB_PROC_ALIVE) {
+        role = "no-answer";
+    }
+    char term_buf[24] = "-";
+    if (term >= 0)
+        snprintf(term_buf, sizeof term_buf, "%lld", term);
+    printf("%-14s %-7d %-8s %-10s %-5s %-5s %-14s %s\n", r->name, (int)r->pid,
+           lab_proc_state_name(st), role, ready, term_buf, leader, r->api_url);
+    json_decref(doc);
+}
+
+static int cmd_status(const struct lab_opts *o)
+{
+    struct lab lab;
+    if (load_existing(&lab, o->dir) != 0)
+        return 1;
+    printf("%-14s %-7s %-8s %-10s %-5s %-5s %-14s %s\n", "REGION", "PID", "PROCESS", "ROLE",
+           "READY", "TERM", "LEADER", "API");
+    for (unsigned i = 0; i < lab.n_regions; i++)
+        print_region_status(&lab.regions[i]);
+    return 0;
+}
+
+static struct lab_region *find_region(struct lab *lab, const char *name)
+{
+    if (name == NULL) {
+        fprintf(stderr, "aragora-chaos: which region? (one of:");
+    } else {
+        for (unsigned i = 0; i < lab->n_regions; i++)
+            if (strcmp(lab->regions[i].name, name) == 0)
+                return &lab->regions[i];
+        fprintf(stderr, "aragora-chaos: no region '%s' in this lab (one of:", name);
+    }
+    for (unsigned i = 0; i < lab->n_regions; i++)
+        fprintf(stderr, " %s", lab->regions[i].name);
+    fprintf(stderr, ")\n");
+    return NULL;
+}
+
+static int cmd_signal(const struct lab_opts *o, int sig, const char *what)
+{
+    struct lab lab;
+    if (load_existing(&lab, o->dir) != 0)
+        return 1;
+    struct lab_region *r = find_region(&lab, o->region);
+    if (r == NULL)
+        return 2;
+    if (!lab_region_is_ours(r)) {
+        fprintf(stderr, "aragora-chaos: %s: not running (pid %d is gone)\n", r->name, (int)r->pid);
+        return 1;
+    }
+    if (kill(r->pid, sig) != 0) {
+        fprintf(stderr, "aragora-chaos: %s: kill %d: %s\n", r->name, (int)r->pid, strerror(errno));
+        return 1;
+    }
+    if (sig == SIGKILL && !lab_wait_gone(r, 5000)) {
+        fprintf(stderr, "aragora-chaos: %s: pid %d still there 5 s after SIGKILL\n", r->name,
+                (int)r->pid);
+        return 1;
+    }
+    printf("%s: %s (pid %d)\n", r->name, what, (int)r->pid);
+    return 0;
+}
+
+/* After a restart: wait until /health/live answers, so the caller can talk to it at once. */
+static int wait_live(const struct lab_region *r, unsigned timeout_ms)
+{
+    unsigned long long deadline = lab_now_ms() + timeout_ms;
+    while (lab_now_ms() < deadline) {
+        if (!lab_region_is_ours(r)) {
+            fprintf(stderr, "aragora-chaos: %s: coordinator (pid %d) exited after restart\n",
+                    r->name, (int)r->pid);
+            lab_print_log_tail(r, 20);
+            return -1;
+        }
+        if (region_get(r, "/health/live", 500, NULL) == 200)
+            return 0;
+        lab_sleep_ms(50);
+    }
+    fprintf(stderr, "aragora-chaos: %s: /health/live did not answer within %u s\n", r->name,
+            timeout_ms / 1000);
+    lab_print_log_tail(r, 20);
+    return -1;
+}
+
+static int cmd_restart(const struct lab_opts *o)
+{
+    struct lab lab;
+    if (load_existing(&lab, o->dir) != 0)
+        return 1;
+    struct lab_region *r = find_region(&lab, o->region);
+    if (r == NULL)
+        return 2;
+    if (lab_region_is_ours(r)) {
+        kill(r->pid, SIGKILL);
+        if (!lab_wait_gone(r, 5000)) {
+            fprintf(stderr, "aragora-chaos: %s: pid %d survives SIGKILL\n", r->name, (int)r->pid);
+            return 1;
+        }
+    }
+    pid_t old = r->pid;
+    int rc = lab_spawn(&lab, r);
+    if (lab_save(&lab) != 0 || rc != 0)
+        return 1;
+    printf("%s: restarted (pid %d, was %d)\n", r->name, (int)r->pid, (int)old);
+    fflush(stdout);
+    return wait_live(r, 30000) == 0 ? 0 : 1;
+}
+
+/* Signal every live recorded PID; returns how many were signalled. */
+static unsigned signal_all(const struct lab *lab, int sig)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < lab->n_regions; i++) {
+        const struct lab_region *r = &lab->regions[i];
+        if (lab_region_is_ours(r) && kill(r->pid, sig) == 0)
+            n++;
+    }
+    return n;
+}
+
+static bool wait_all_gone(const struct lab *lab, unsigned timeout_ms)
+{
+    unsigned long long deadline = lab_now_ms() + timeout_ms;
+    while (count_alive(lab) > 0) {
+        if (lab_now_ms() >= deadline)
+            return false;
+        lab_sleep_ms(20);
+    }
+    return true;
+}
+
+static int cmd_down(const struct lab_opts *o)
+{
+    struct lab lab;
+    int rc = lab_load(&lab, o->dir);
+    if (rc == -2) {
+        printf("no lab in %s; nothing to stop\n", o->dir);
+        return 0;
+    }
+    if (rc != 0)
+        return 1;
+    signal_all(&lab, SIGCONT); /* a frozen process cannot act on SIGTERM */
+    unsigned n = signal_all(&lab, SIGTERM);
+    if (!wait_all_gone(&lab, LAB_DOWN_TIMEOUT_MS)) {
+        for (unsigned i = 0; i < lab.n_regions; i++)
+            if (lab_region_is_ours(&lab.regions[i]))
+                fprintf(stderr, "aragora-chaos: %s: pid %d ignored SIGTERM for %u s; SIGKILL\n",
+                        lab.regions[i].name, (int)lab.regions[i].pid, LAB_DOWN_TIMEOUT_MS / 1000);
+        signal_all(&lab, SIGKILL);
+        if (!wait_all_gone(&lab, 5000)) {
+            fprintf(stderr, "aragora-chaos: some coordinators survive SIGKILL\n");
+            return 1;
+        }
+    }
+    printf("lab down: stopped %u coordinator%s in %s\n", n, n == 1 ? "" : "s", lab.dir);
+    return 0;
+}
+
+int lab_main(int argc, char **argv)
+{
+    struct lab_opts o = {.regions = 3, .base_port = LAB_DEFAULT_BASE_PORT, .log_level = "info"};
+    if (argc < 2) {
+        fputs(lab_usage, stderr);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(lab_usage, stdout);
+            return 0;
+        }
+    }
+    const char *cmd = argv[1];
+    if (parse_opts(&o, argc, argv) != 0)
+        return 2;
+    bool needs_region = strcmp(cmd, "kill") == 0 || strcmp(cmd, "freeze") == 0 ||
+                        strcmp(cmd, "thaw") == 0 || strcmp(cmd, "restart") == 0;
+    if (!needs_region && o.region != NULL) {
+        fprintf(stderr, "aragora-chaos: lab %s: unexpected argument '%s'\n", cmd, o.region);
+        return 2;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return 1;
+    int rc;
+    if (strcmp(cmd, "up") == 0)
+        rc = cmd_up(&o);
+    else if (strcmp(cmd, "status") == 0)
+        rc = cmd_status(&o);
+    else if (strcmp(cmd, "kill") == 0)
+        rc = cmd_signal(&o, SIGKILL, "killed");
+    else if (strcmp(cmd, "freeze") == 0)
+        rc = cmd_signal(&o, SIGSTOP, "frozen");
+    else if (strcmp(cmd, "thaw") == 0)
+        rc = cmd_signal(&o, SIGCONT, "thawed");
+    else if (strcmp(cmd, "restart") == 0)
+        rc = cmd_restart(&o);
+    else if (strcmp(cmd, "down") == 0)
+        rc = cmd_down(&o);
+    else {
+        fprintf(stderr, "aragora-chaos: unknown lab command '%s'\n%s", cmd, lab_usage);
+        rc = 2;
+    }
+    curl_global_cleanup();
+    return rc;
+}

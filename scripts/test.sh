@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The project's test command (README "Quick start"; .ci/run runs it on a fresh clone as root).
+#   1. install the Debian packages the build needs (scripts/deps.sh; as root)
+#   2. check formatting: clang-format --dry-run -Werror over every *.c and *.h
+#   3. build in ./build with -Dwerror=true and run the unit, consensus and integration suites
+#   4. build in ./build-asan with ASan+UBSan and run the unit and consensus suites
+# Every step runs even if an earlier check failed; the exit status is non-zero if any failed.
+# ARAGORA_SKIP_ASAN=1 skips step 4.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+top=$(pwd)
+
+failed=()
+step() { printf '\n== %s\n' "$*"; }
+
+step "dependencies (scripts/deps.sh)"
+bash scripts/deps.sh || { echo "test.sh: dependencies could not be installed" >&2; exit 1; }
+
+# Configure DIR with OPTIONS; a directory configured by another meson version or with other
+# options is reconfigured, or wiped and set up again.
+setup() {
+    local dir=$1; shift
+    if [ -f "$dir/meson-private/coredata.dat" ]; then
+        meson setup --reconfigure "$dir" "$@" >/dev/null || meson setup --wipe "$dir" "$@"
+    else
+        rm -rf "$dir"
+        meson setup "$dir" "$@"
+    fi
+}
+
+step "format (clang-format --dry-run -Werror)"
+mapfile -t sources < <(find . \( -path ./build -o -path './build-*' -o -path ./.git \) -prune -o \
+    -type f \( -name '*.c' -o -name '*.h' \) -print | sort)
+if clang-format --dry-run -Werror "${sources[@]}"; then
+    echo "${#sources[@]} files formatted"
+else
+    failed+=("format")
+fi
+
+step "build (build/, -Dwerror=true)"
+if setup build -Dwerror=true && ninja -C build; then
+    step "tests: unit, consensus, integration"
+    meson test -C build --print-errorlogs --suite unit --suite consensus --suite integration ||
+        failed+=("tests")
+else
+    failed+=("build")
+fi
+
+if [ "${ARAGORA_SKIP_ASAN:-0}" != 1 ]; then
+    step "sanitizers (build-asan/, ASan+UBSan): unit, consensus"
+    if setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false &&
+        ninja -C build-asan; then
+        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+            meson test -C build-asan --print-errorlogs --suite unit --suite consensus ||
+            failed+=("sanitizer tests")
+    else
+        failed+=("sanitizer build")
+    fi
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+    printf '\ntest.sh: FAILED: %s (in %s)\n' "${failed[*]}" "$top" >&2
+    exit 1
+fi
+printf '\ntest.sh: all checks passed\n'

@@ -1,0 +1,630 @@
+#!/usr/bin/env python3
+"""Integration tests: real aragora-coordinator processes started through `aragora-chaos lab`.
+
+Each test gets its own temporary directory and its own port range (below 32768), brings a lab up,
+and always brings it down in a `finally`. Every wait is a poll with a deadline on an observable
+event (an HTTP answer, a process exit), never a bare sleep standing in for one.
+
+Usage: test_lab.py [TEST_NAME ...]   (no names: all tests)
+Environment: ARAGORA_BIN_DIR (the meson build root holding aragora-coordinator, aragoractl and
+aragora-chaos), ARAGORA_TEST_PORT_BASE (default 23000; test k uses the 100 ports from BASE + 100*k, or
+from 1200 higher again if one of them is taken).
+The last line printed is "N passed, M failed"; the exit status is non-zero on any failure.
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN_DIR = os.environ.get("ARAGORA_BIN_DIR") or os.path.join(HERE, "..", "..", "build")
+CHAOS = os.path.join(BIN_DIR, "aragora-chaos")
+CTL = os.path.join(BIN_DIR, "aragoractl")
+COORD = os.path.join(BIN_DIR, "aragora-coordinator")
+PORT_BASE = int(os.environ.get("ARAGORA_TEST_PORT_BASE", "23000"))
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_for(what, pred, timeout=20.0, interval=0.05):
+    """Poll pred() until it returns a truthy value (returned) or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise Timeout("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def request(url, method="GET", path="/", body=None, headers=None, timeout=2.0):
+    """One HTTP request. Returns (status, bytes), or (None, None) when the node did not answer."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    except (OSError, http.client.HTTPException):
+        return None, None
+    finally:
+        conn.close()
+
+
+def get_json(url, path, timeout=2.0):
+    status, data = request(url, "GET", path, timeout=timeout)
+    if status is None:
+        return None, None
+    try:
+        return status, json.loads(data)
+    except ValueError:
+        return status, None
+
+
+def run(args, timeout=90, env=None, check=True):
+    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError("%s: exit %d\nstdout:\n%s\nstderr:\n%s"
+                             % (" ".join(args), p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def pid_gone(pid):
+    """True if the process no longer runs (absent or a zombie awaiting its reaper)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] in "ZX"
+
+
+def ports_free(base, count=100):
+    """Can every port in [base, base+count) be bound on 127.0.0.1 right now?"""
+    for port in range(base, base + count):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def pick_base_port(k):
+    """Test k's 100 ports: PORT_BASE + 100*k, or the same slot in a later block of 1200 if another
+    process (a lab left running, a colleague's test run) holds one of them."""
+    base = PORT_BASE + 100 * k
+    while base + 100 < 32768:
+        if ports_free(base):
+            return base
+        base += 1200
+    raise AssertionError("no free port range for test %d below 32768" % k)
+
+
+class Lab:
+    """A lab in its own temporary directory."""
+
+    def __init__(self, name, base_port, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="aragora-it-%s-" % name)
+        self.base_port = base_port
+        self.extra = list(extra)
+        self.info = None
+
+    def chaos(self, *args, check=True, timeout=90):
+        return run([CHAOS, "lab", *args, "--dir", self.dir], check=check, timeout=timeout)
+
+    def up(self):
+        p = self.chaos("up", "--base-port", str(self.base_port), *self.extra)
+        self.reload()
+        return p
+
+    def reload(self):
+        with open(os.path.join(self.dir, "lab.json")) as f:
+            self.info = json.load(f)
+
+    def down(self):
+        if os.path.exists(os.path.join(self.dir, "lab.json")):
+            self.chaos("down", check=False, timeout=60)
+
+    def cleanup(self, keep):
+        if keep:
+            print("  lab directory kept: %s" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def regions(self):
+        return [r["name"] for r in self.info["regions"]]
+
+    def region(self, name):
+        return next(r for r in self.info["regions"] if r["name"] == name)
+
+    def url(self, name):
+        return self.region(name)["api_url"]
+
+    def token(self):
+        with open(self.info["token_file"]) as f:
+            return f.read().strip()
+
+    def cluster(self, name, timeout=2.0):
+        status, doc = get_json(self.url(name), "/v1/cluster", timeout=timeout)
+        return doc if status == 200 else None
+
+    def ready_leaders(self, names=None):
+        """Regions whose /leader answers 200 right now."""
+        return [n for n in (names or self.regions)
+                if request(self.url(n), "GET", "/leader", timeout=1.0)[0] == 200]
+
+    def wait_leader(self, names=None, timeout=20.0):
+        def one():
+            leaders = self.ready_leaders(names)
+            return leaders[0] if len(leaders) == 1 else None
+        return wait_for("exactly one ready leader among %s" % (names or self.regions), one,
+                        timeout=timeout)
+
+    def post(self, name, path, body=b"{}", token=True, timeout=5.0):
+        headers = {"Content-Type": "application/json"}
+        if token is True:
+            headers["Authorization"] = "Bearer " + self.token()
+        elif token:
+            headers["Authorization"] = "Bearer " + token
+        return request(self.url(name), "POST", path, body=body, headers=headers, timeout=timeout)
+
+    def ctl(self, names, *args, env_extra=None, check=True):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ARAGORA_API_TOKEN")}
+        env.update(env_extra or {})
+        endpoints = ",".join(self.url(n) for n in names)
+        return run([CTL, "--endpoint", endpoints, *args], env=env, check=check, timeout=30)
+
+    def wait_all(self, what, pred, names=None, timeout=20.0):
+        """Wait until pred(cluster_doc) holds on every region; returns {region: doc}."""
+        def check():
+            docs = {n: self.cluster(n) for n in (names or self.regions)}
+            if all(d is not None and pred(d) for d in docs.values()):
+                return docs
+            return None
+        return wait_for(what, check, timeout=timeout)
+
+    def print_logs(self, lines=25):
+        for r in (self.info or {}).get("regions", []):
+            try:
+                with open(r["log"]) as f:
+                    tail = f.read().splitlines()[-lines:]
+            except OSError:
+                continue
+            print("  --- %s (last %d lines of %s)" % (r["name"], lines, r["log"]))
+            for line in tail:
+                print("  | " + line)
+
+
+def state_of(doc):
+    """The replicated state a node reports: what must be equal on every caught-up node."""
+    return (doc["epoch"], doc["paused"], doc["primary"], doc["node"]["applied_index"])
+
+
+# ---- tests ----
+
+def test_leader_elected(lab):
+    lab.up()
+    assert len(lab.regions) == 3, lab.regions
+    leader = lab.wait_leader()
+    docs = lab.wait_all("every node to know leader %s" % leader,
+                        lambda d: (d.get("leader") or {}).get("region") == leader)
+    for name, doc in docs.items():
+        assert doc["node"]["region"] == name, doc
+        members = doc["members"]
+        assert len(members) == 3, members
+        assert sorted(m["region"] for m in members) == sorted(lab.regions), members
+        flagged = [m["region"] for m in members if m["leader"]]
+        assert flagged == [leader], (name, flagged)
+        assert [m["region"] for m in members if m["self"]] == [name], members
+    # The CLI, from a follower, and skipping an endpoint that is down.
+    follower = next(n for n in lab.regions if n != leader)
+    dead = "http://127.0.0.1:%d" % (lab.base_port + 99)
+    p = run([CTL, "--endpoint", dead + "," + lab.url(follower), "status"])
+    for name in lab.regions:
+        assert name in p.stdout, p.stdout
+    assert re.search(r"^leader:\s+%s\b" % re.escape(leader), p.stdout, re.M), p.stdout
+    doc = json.loads(lab.ctl([follower], "status", "--json").stdout)
+    assert len(doc["members"]) == 3 and doc["leader"]["region"] == leader, doc
+    p = lab.ctl([follower], "leader")
+    assert p.stdout.split()[:2] == [leader, lab.url(leader)], p.stdout
+    p = run([CTL, "--endpoint", dead, "status"], check=False)
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    # A frozen node accepts the connection and says nothing: the CLI must time out and move on.
+    lab.chaos("freeze", follower)
+    try:
+        t0 = time.monotonic()
+        p = lab.ctl([follower, leader], "status", "--json")
+        took = time.monotonic() - t0
+    finally:
+        lab.chaos("thaw", follower)
+    assert json.loads(p.stdout)["node"]["region"] == leader, p.stdout
+    print("  aragoractl skipped the frozen %s after %.1f s" % (follower, took))
+    p = lab.chaos("status")
+    assert p.stdout.count(" alive ") == 3, p.stdout
+
+
+def test_leader_failover(lab):
+    lab.up()
+    leader = lab.wait_leader()
+    status, _ = lab.post(leader, "/v1/pause", b'{"reason":"failover test"}')
+    assert status == 200, status
+    lab.wait_all("paused on every node", lambda d: d["paused"] is True)
+    survivors = [n for n in lab.regions if n != leader]
+    t0 = time.monotonic()
+    lab.chaos("kill", leader)
+    new_leader = lab.wait_leader(survivors, timeout=30)
+    failover_ms = (time.monotonic() - t0) * 1000.0
+    print("  leader failover: %.0f ms (SIGKILL of %s -> /leader 200 on %s)"
+          % (failover_ms, leader, new_leader))
+    docs = wait_for("both survivors to report the same state", lambda: (
+        lambda ds: ds if all(ds.values()) and len({state_of(d) for d in ds.values()}) == 1
+        and all((d.get("leader") or {}).get("region") == new_leader for d in ds.values())
+        else None)({n: lab.cluster(n) for n in survivors}), timeout=20)
+    for doc in docs.values():
+        assert doc["paused"] is True, doc
+    print("  survivors agree: epoch=%s paused=%s primary=%s applied_index=%s"
+          % state_of(docs[survivors[0]]))
+    assert lab.ready_leaders(survivors) == [new_leader]
+
+
+def test_restart_catches_up(lab):
+    lab.up()
+    leader = lab.wait_leader()
+    lab.chaos("kill", leader)
+    survivors = [n for n in lab.regions if n != leader]
+    new_leader = lab.wait_leader(survivors, timeout=30)
+    for path in ("/v1/pause", "/v1/resume", "/v1/pause"):
+        status, body = lab.post(new_leader, path)
+        assert status == 200, (path, status, body)
+    target = lab.cluster(new_leader)
+    lab.chaos("restart", leader)
+    lab.reload()
+    docs = lab.wait_all("%s to catch up to applied index %d" % (leader, target["node"]["applied_index"]),
+                        lambda d: d["node"]["applied_index"] >= target["node"]["applied_index"]
+                        and d["paused"] is True, names=[leader], timeout=30)
+    doc = docs[leader]
+    assert doc["epoch"] == target["epoch"], (doc, target)
+    assert (doc.get("leader") or {}).get("region") == new_leader, doc
+    print("  %s caught up: applied_index %d (leader had %d)"
+          % (leader, doc["node"]["applied_index"], target["node"]["applied_index"]))
+
+
+def snapshot_indexes(data_dir):
+    """Indexes of the snapshots in a libraft data directory (snapshot-TERM-INDEX-TIMESTAMP)."""
+    out = []
+    for name in os.listdir(data_dir):
+        m = re.match(r"snapshot-(\d+)-(\d+)-(\d+)$", name)
+        if m:
+            out.append(int(m.group(2)))
+    return out
+
+
+def test_snapshot_catch_up(lab):
+    threshold, trailing = 8, 2
+    lab.extra = ["--snapshot-threshold", str(threshold), "--snapshot-trailing", str(trailing)]
+    lab.up()
+    leader = lab.wait_leader()
+    follower = next(n for n in lab.regions if n != leader)
+    before = lab.cluster(follower)["node"]["applied_index"]
+    lab.chaos("kill", follower)
+    # Enough entries that the leader's snapshot passes the follower's last index plus the
+    # trailing entries kept, so the follower can only catch up through InstallSnapshot.
+    n_ops = 0
+    leader_dir = lab.region(leader)["data_dir"]
+    while max(snapshot_indexes(leader_dir) or [0]) <= before + trailing + threshold:
+        assert n_ops < 200, "no snapshot on %s after %d commands" % (leader, n_ops)
+        status, body = lab.post(leader, "/v1/pause" if n_ops % 2 == 0 else "/v1/resume")
+        assert status == 200, (status, body)
+        n_ops += 1
+    if n_ops % 2 == 1:
+        assert lab.post(leader, "/v1/resume")[0] == 200
+        n_ops += 1
+    target = lab.cluster(leader)
+    print("  %d commands while %s was down (its applied index %d); leader snapshots at %s"
+          % (n_ops, follower, before, sorted(snapshot_indexes(leader_dir))))
+    lab.chaos("restart", follower)
+    lab.reload()
+    docs = lab.wait_all("%s to catch up through a snapshot" % follower,
+                        lambda d: d["node"]["applied_index"] >= target["node"]["applied_index"],
+                        names=[follower], timeout=30)
+    doc = docs[follower]
+    assert doc["paused"] is False and doc["epoch"] == target["epoch"], (doc, target)
+    snaps = snapshot_indexes(lab.region(follower)["data_dir"])
+    assert snaps and max(snaps) > before, "no snapshot stored on %s: %s" % (follower, snaps)
+    print("  %s caught up: applied_index %d, snapshots %s"
+          % (follower, doc["node"]["applied_index"], sorted(snaps)))
+
+
+def test_pause_forwarded(lab):
+    lab.up()
+    leader = lab.wait_leader()
+    f1, f2 = [n for n in lab.regions if n != leader]
+    p = lab.ctl([f1], "--token-file", lab.info["token_file"], "pause", "--reason", "it-test")
+    assert "paused" in p.stdout, p.stdout
+    lab.wait_all("paused=true on every node", lambda d: d["paused"] is True)
+    p = lab.ctl([f2], "resume", env_extra={"ARAGORA_API_TOKEN": lab.token()})
+    lab.wait_all("paused=false on every node", lambda d: d["paused"] is False)
+    p = lab.ctl([f2], "status")
+    assert re.search(r"^paused:\s+no", p.stdout, re.M), p.stdout
+
+
+def test_frozen_leader(lab):
+    lab.up()
+    leader = lab.wait_leader()
+    survivors = [n for n in lab.regions if n != leader]
+    t0 = time.monotonic()
+    lab.chaos("freeze", leader)
+    try:
+        # The fault lasts 5 s: its duration is the point, not a stand-in for an event. Meanwhile,
+        # note when the survivors elect a leader (informative: under load it may take longer).
+        new_leader = None
+        while new_leader is None and time.monotonic() - t0 < 5.0:
+            found = lab.ready_leaders(survivors)
+            new_leader = found[0] if len(found) == 1 else None
+            time.sleep(0.05)
+        if new_leader:
+            print("  while %s was frozen, %s became leader after %.0f ms"
+                  % (leader, new_leader, (time.monotonic() - t0) * 1000))
+        else:
+            print("  no new ready leader among the survivors within the 5 s freeze")
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - t0)))
+    finally:
+        lab.chaos("thaw", leader)
+    overlaps = []
+
+    def settled():
+        docs = {n: lab.cluster(n) for n in lab.regions}
+        if not all(docs.values()):
+            return None
+        claims = [(d["node"]["term"], n) for n, d in docs.items()
+                  if d["node"]["raft_state"].lower() == "leader" and d["node"]["ready"]]
+        terms = [t for t, _ in claims]
+        assert len(terms) == len(set(terms)), "two ready leaders in one term: %s" % claims
+        if len(claims) > 1:
+            overlaps.append(claims)
+        ready = lab.ready_leaders()
+        agreed = {(d.get("leader") or {}).get("region") for d in docs.values()}
+        if len(ready) == 1 and agreed == {ready[0]} and len(claims) == 1:
+            return ready[0]
+        return None
+    final = wait_for("exactly one ready leader after the thaw", settled, timeout=20)
+    assert not pid_gone(lab.region(leader)["pid"]), "%s died after the thaw" % leader
+    print("  after the thaw: %s is the one ready leader%s"
+          % (final, " (stale claims seen: %s)" % overlaps if overlaps else ""))
+
+
+def write_config(path, base_port, data_dir, election="1000", extra=""):
+    text = """\
+region: us-east-2
+data_dir: "%(data)s"
+members:
+  - name: us-east-2
+    id: 1
+    raft: "127.0.0.1:%(raft)d"
+    api: "http://127.0.0.1:%(api)d"
+raft:
+  election_timeout_ms: %(election)s
+  heartbeat_timeout_ms: 100
+api:
+  listen: "127.0.0.1:%(api)d"
+log:
+  level: info
+  format: text
+%(extra)s""" % {"data": data_dir, "raft": base_port + 1, "api": base_port, "election": election,
+                "extra": extra}
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+def test_malformed_config(lab):
+    d = lab.dir
+    data = os.path.join(d, "data")
+    good = os.path.join(d, "good.yaml")
+    write_config(good, lab.base_port, data)
+    p = run([COORD, "--config", good, "--check-config"], check=False, timeout=20)
+    assert p.returncode == 0, ("valid config refused", p.returncode, p.stderr)
+    cases = [
+        # (file name, election value, extra text, key named in the message and on its line)
+        ("bad-int.yaml", "fast", "", "election_timeout_ms"),
+        ("unknown-key.yaml", "1000", "bogus_key: 1\n", "bogus_key"),
+    ]
+    for fname, election, extra, key in cases:
+        path = os.path.join(d, fname)
+        text = write_config(path, lab.base_port, data, election=election, extra=extra)
+        line = next(i for i, l in enumerate(text.splitlines(), 1) if l.strip().startswith(key))
+        for args in (["--config", path], ["--config", path, "--check-config"]):
+            p = run([COORD, *args], check=False, timeout=20)
+            assert p.returncode == 2, (args, p.returncode, p.stderr)
+            prefix = "%s:%d:" % (path, line)
+            assert prefix in p.stderr and key in p.stderr and "expected" in p.stderr, \
+                (args, prefix, key, p.stderr)
+            print("  %s -> exit 2: %s" % (fname, p.stderr.strip().splitlines()[-1]))
+    broken = os.path.join(d, "broken.yaml")
+    with open(broken, "w") as f:
+        f.write("region: us-east-2\nmembers: [\n  - name: x\n")
+    p = run([COORD, "--config", broken], check=False, timeout=20)
+    assert p.returncode == 2 and broken + ":" in p.stderr, (p.returncode, p.stderr)
+    print("  broken.yaml -> exit 2: %s" % p.stderr.strip().splitlines()[-1])
+    assert not os.path.exists(data) or not os.listdir(data), "a refused config touched %s" % data
+
+
+def test_data_dir_locked(lab):
+    lab.up()
+    lab.wait_leader()
+    first = lab.region("us-east-2")
+    with open(first["config"]) as f:
+        text = f.read()
+    # Same data directory; other ports, so that only the data directory is shared.
+    api2, raft2 = lab.base_port + 90, lab.base_port + 91
+    text = text.replace(first["api_url"], "http://127.0.0.1:%d" % api2)
+    text = text.replace('"%s"' % first["raft_address"], '"127.0.0.1:%d"' % raft2)
+    text = text.replace('listen: "127.0.0.1:%d"' % first["api_port"], 'listen: "127.0.0.1:%d"' % api2)
+    second = os.path.join(lab.dir, "second.yaml")
+    with open(second, "w") as f:
+        f.write(text)
+    p = subprocess.run([COORD, "--config", second], capture_output=True, text=True, timeout=20)
+    out = p.stdout + p.stderr
+    print("  second daemon: exit %d: %s" % (p.returncode, (out.strip().splitlines() or [""])[-1]))
+    assert p.returncode != 0, out
+    assert "locked" in out.lower(), out
+    assert request(first["api_url"], "GET", "/health/live")[0] == 200
+    assert os.path.exists("/proc/%d" % first["pid"]) and not pid_gone(first["pid"])
+    lab.wait_leader()
+
+
+def test_unauthorized(lab):
+    lab.up()
+    leader = lab.wait_leader()
+    follower = next(n for n in lab.regions if n != leader)
+    for name in (leader, follower):
+        for token in (None, "wrong-token"):
+            status, body = lab.post(name, "/v1/pause", token=token)
+            assert status == 401, (name, token, status, body)
+            doc = json.loads(body)
+            assert "error" in doc and "message" in doc, doc
+    p = lab.ctl([follower], "pause", check=False)
+    assert p.returncode == 1 and "401" in p.stderr, (p.returncode, p.stderr)
+    lab.wait_all("still not paused", lambda d: d["paused"] is False)
+    status, body = lab.post(follower, "/v1/pause")
+    assert status == 200, (status, body)
+    lab.wait_all("paused after an authorized request", lambda d: d["paused"] is True)
+
+
+def raw_exchange(port, data, timeout=3.0):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while True:
+                c = s.recv(65536)
+                if not c:
+                    break
+                chunks.append(c)
+        except (socket.timeout, ConnectionResetError):
+            pass
+        return b"".join(chunks)
+
+
+def test_bad_requests(lab):
+    lab.up()
+    leader = lab.wait_leader()
+    follower = next(n for n in lab.regions if n != leader)
+    for name in (leader, follower):
+        url = lab.url(name)
+        cases = [
+            ("POST", "/v1/pause", b"{not json", True),
+            ("POST", "/v1/pause", b'["an array"]', True),
+            ("GET", "/no/such/path", None, False),
+            ("POST", "/v1/cluster", b"{}", False),
+            ("POST", "/v1/pause", b"x" * (2 << 20), True),
+        ]
+        for method, path, body, auth in cases:
+            headers = {"Content-Type": "application/json"}
+            if auth:
+                headers["Authorization"] = "Bearer " + lab.token()
+            status, data = request(url, method, path, body=body, headers=headers, timeout=5)
+            if status is None and len(body or b"") > (1 << 20):
+                continue  # refusing an oversized body by closing the connection is fine
+            assert status is not None and 400 <= status < 500, (name, method, path, status, data)
+            doc = json.loads(data)
+            assert isinstance(doc.get("error"), str) and "message" in doc, doc
+        port = lab.region(name)["api_port"]
+        raw_exchange(port, b"GARBAGE \x00\xff\r\n\r\n")
+        raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET /health/live HTTP/1.1\r\nHo")  # and hang up mid-request
+        assert request(url, "GET", "/health/live")[0] == 200
+        assert not pid_gone(lab.region(name)["pid"])
+    lab.wait_all("paused still false after the bad requests", lambda d: d["paused"] is False)
+    assert lab.wait_leader() == leader
+
+
+def test_lab_down_no_process(lab):
+    lab.up()
+    lab.wait_leader()
+    pids = [r["pid"] for r in lab.info["regions"]]
+    lab.chaos("freeze", lab.regions[0])  # down must also stop a frozen coordinator
+    p = lab.chaos("down", timeout=60)
+    assert "stopped 3" in p.stdout, p.stdout
+    alive = [pid for pid in pids if not pid_gone(pid)]
+    assert not alive, "processes left after lab down: %s" % alive
+    p = lab.chaos("down", timeout=60)  # safe to repeat
+    p = lab.chaos("status")
+    assert p.stdout.count(" dead ") == 3, p.stdout
+
+
+TESTS = [
+    test_leader_elected,
+    test_leader_failover,
+    test_restart_catches_up,
+    test_snapshot_catch_up,
+    test_pause_forwarded,
+    test_frozen_leader,
+    test_malformed_config,
+    test_data_dir_locked,
+    test_unauthorized,
+    test_bad_requests,
+    test_lab_down_no_process,
+]
+
+
+def main(argv):
+    for exe in (CHAOS, CTL, COORD):
+        if not os.access(exe, os.X_OK):
+            print("missing binary %s (set ARAGORA_BIN_DIR to the build directory)" % exe)
+            print("0 passed, 1 failed")
+            return 1
+    wanted = set(a if a.startswith("test_") else "test_" + a for a in argv[1:])
+    unknown = wanted - {t.__name__ for t in TESTS}
+    if unknown:
+        print("unknown tests: %s" % ", ".join(sorted(unknown)))
+        print("0 passed, 1 failed")
+        return 2
+    passed = failed = 0
+    for k, test in enumerate(TESTS):
+        if wanted and test.__name__ not in wanted:
+            continue
+        t0 = time.monotonic()
+        ok = False
+        lab = Lab(test.__name__[5:], 0)
+        try:
+            lab.base_port = pick_base_port(k)
+            test(lab)
+            ok = True
+        except Exception:  # report and go on with the next test
+            traceback.print_exc(file=sys.stdout)
+            lab.print_logs()
+        finally:
+            try:
+                lab.down()
+            except Exception:
+                traceback.print_exc(file=sys.stdout)
+                ok = False
+            lab.cleanup(keep=not ok)
+        print("%s %s (%.1f s)" % ("ok  " if ok else "FAIL", test.__name__, time.monotonic() - t0))
+        sys.stdout.flush()
+        passed += ok
+        failed += not ok
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
