@@ -23,7 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -609,15 +612,61 @@ int afc_node_init(struct afc_node *n, uv_loop_t *loop, const struct afc_node_con
     return 0;
 }
 
+/* The address raft will listen on: the bind address if set, else this member's raft address. */
+static const char *listen_addr(const struct afc_node *n)
+{
+    if (n->cfg.bind_addr != NULL) {
+        return n->cfg.bind_addr;
+    }
+    const struct afc_node_member *self = afc_node_member(n, n->cfg.id);
+    return self != NULL ? self->raft_addr : "";
+}
+
+/* libraft 0.15 reports a failed listen as a bare "I/O error", indistinguishable from a data
+ * directory problem. Bind the address ourselves first (SO_REUSEADDR, as raft_uv does) so that an
+ * operator reads "address already in use" with the address. */
+static int check_listen(const char *addr, struct afc_err *err)
+{
+    char host[AFC_ADDR_MAX];
+    snprintf(host, sizeof host, "%s", addr);
+    char *colon = strrchr(host, ':');
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    if (colon == NULL || (*colon = '\0', inet_pton(AF_INET, host, &sa.sin_addr)) != 1) {
+        return afc_err_set(err, AFC_ECONFIG, "raft address %s: expected a.b.c.d:port", addr);
+    }
+    sa.sin_port = htons((uint16_t)atoi(colon + 1));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    int rv = fd < 0 ? -1 : setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (rv == 0) {
+        rv = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    }
+    int saved = errno;
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (rv != 0) {
+        return afc_err_set(err, AFC_EIO, "raft address %s: cannot listen: %s", addr,
+                           strerror(saved));
+    }
+    return 0;
+}
+
 int afc_node_start(struct afc_node *n, struct afc_err *err)
 {
-    int rv = raft_start(&n->raft);
-
+    int rv = check_listen(listen_addr(n), err);
     if (rv != 0) {
-        /* With auto_recovery off a corrupt segment lands here; raft's message names the file. */
+        return rv;
+    }
+    rv = raft_start(&n->raft);
+    if (rv != 0) {
+        /* The address is free, so what failed is loading the data directory: a corrupt or
+         * unreadable segment, snapshot or metadata file. With auto_recovery off it is refused,
+         * never truncated; raft's message names the file. */
         const char *msg = raft_errmsg(&n->raft);
-        return afc_err_set(err, afc_code_of_raft(rv), "raft start (data dir %s): %s",
-                           n->cfg.data_dir, msg != NULL && msg[0] ? msg : raft_strerror(rv));
+        return afc_err_set(err, rv == RAFT_NOMEM ? AFC_ENOMEM : AFC_ECORRUPT,
+                           "data directory %s refused: %s", n->cfg.data_dir,
+                           msg != NULL && msg[0] ? msg : raft_strerror(rv));
     }
     n->started = true;
     uv_prepare_start(&n->prepare, prepare_cb);

@@ -83,12 +83,12 @@ static void h_leader(struct http_req *r)
 static json_t *node_json(const struct afc_daemon *d)
 {
     const struct afc_node *n = &d->node;
-    return json_pack("{s:I, s:s, s:s, s:b, s:I, s:I, s:I}", "id", (json_int_t)d->cfg.region_id,
-                     "region", d->cfg.region, "raft_state",
-                     afc_node_raft_state_name(afc_node_raft_state(n)), "ready",
-                     afc_node_is_ready(n), "term", (json_int_t)afc_node_term(n), "commit_index",
-                     (json_int_t)afc_node_commit_index(n), "applied_index",
-                     (json_int_t)afc_node_applied_index(n));
+    return json_pack(
+        "{s:I, s:s, s:s, s:b, s:b, s:I, s:I, s:I}", "id", (json_int_t)d->cfg.region_id, "region",
+        d->cfg.region, "raft_state", afc_node_raft_state_name(afc_node_raft_state(n)), "ready",
+        afc_daemon_is_ready(d), "leader_ready", afc_node_is_ready(n), "term",
+        (json_int_t)afc_node_term(n), "commit_index", (json_int_t)afc_node_commit_index(n),
+        "applied_index", (json_int_t)afc_node_applied_index(n));
 }
 
 static json_t *leader_json(const struct afc_node *n)

@@ -29,6 +29,7 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 #define CTL_MAX_ENDPOINTS      16
 #define CTL_CONNECT_TIMEOUT_MS 1000L
 #define CTL_TOTAL_TIMEOUT_MS   5000L
+#define CTL_PEEK_TIMEOUT_MS    1500L /* asking each member for its own view in `status` */
 #define CTL_MAX_BODY           (4u << 20)
 #define CTL_DEFAULT_ENDPOINTS  "http://127.0.0.1:21000,http://127.0.0.1:21010,http://127.0.0.1:21020"
 
@@ -153,7 +154,7 @@ static bool is_unreachable(CURLcode rc)
 
 /* One attempt against one endpoint. Returns the curl code; fills r on CURLE_OK. */
 static CURLcode request_one(const char *endpoint, const char *method, const char *path,
-                            const char *body, const char *token, struct response *r)
+                            const char *body, const char *token, struct response *r, long total_ms)
 {
     char url[1024];
     char auth[600];
@@ -166,7 +167,7 @@ static CURLcode request_one(const char *endpoint, const char *method, const char
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CTL_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, CTL_TOTAL_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "aragoractl/" AFC_VERSION);
@@ -198,7 +199,8 @@ static int ctl_request(const struct ctl *ctl, const char *method, const char *pa
 {
     for (unsigned i = 0; i < ctl->n_endpoints; i++) {
         memset(r, 0, sizeof *r);
-        CURLcode rc = request_one(ctl->endpoints[i], method, path, body, token, r);
+        CURLcode rc =
+            request_one(ctl->endpoints[i], method, path, body, token, r, CTL_TOTAL_TIMEOUT_MS);
         if (rc == CURLE_OK) {
             r->endpoint = ctl->endpoints[i];
             if (ctl->verbose)
@@ -272,25 +274,50 @@ static long long int_or(json_t *o, const char *key, long long dflt)
     return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
 }
 
+/* Each member's own view of itself (its /v1/cluster "node"), asked directly with a short timeout,
+ * so a dead or frozen member shows as unreachable instead of as whatever the answering node
+ * assumes. NULL if it did not answer. The answering node's view is reused for itself. */
+static json_t *member_view(json_t *m, json_t *answered_node)
+{
+    if (json_is_true(json_object_get(m, "self")))
+        return json_incref(answered_node);
+    const char *api = json_string_value(json_object_get(m, "api_url"));
+    struct response r;
+    memset(&r, 0, sizeof r);
+    if (api == NULL ||
+        request_one(api, "GET", "/v1/cluster", NULL, NULL, &r, CTL_PEEK_TIMEOUT_MS) != CURLE_OK ||
+        r.status != 200) {
+        free(r.body);
+        return NULL;
+    }
+    json_t *doc = json_loadb(r.body != NULL ? r.body : "", r.len, 0, NULL);
+    free(r.body);
+    json_t *node = json_incref(json_object_get(doc, "node"));
+    json_decref(doc);
+    return json_is_object(node) ? node : (json_decref(node), NULL);
+}
+
 static void print_members(json_t *cluster)
 {
-    json_t *node = json_object_get(cluster, "node");
     json_t *members = json_object_get(cluster, "members");
     size_t i;
     json_t *m;
-    printf("%-16s %-4s %-10s %-22s %s\n", "REGION", "ID", "ROLE", "RAFT-ADDRESS", "API");
+    printf("%-14s %-3s %-12s %-5s %-8s %-6s %-22s %s\n", "REGION", "ID", "ROLE", "TERM", "APPLIED",
+           "READY", "RAFT-ADDRESS", "API");
     json_array_foreach(members, i, m)
     {
-        const char *role = json_is_true(json_object_get(m, "leader")) ? "leader" : "follower";
-        char role_buf[24];
-        if (json_is_true(json_object_get(m, "self")) && !json_is_true(json_object_get(m, "leader")))
-            role = str_or(node, "raft_state", role);
-        snprintf(role_buf, sizeof role_buf, "%s", role);
-        for (char *c = role_buf; *c != '\0'; c++)
-            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
-        printf("%-16s %-4lld %-10s %-22s %s%s\n", str_or(m, "region", "?"), int_or(m, "id", 0),
-               role_buf, str_or(m, "raft_address", "-"), str_or(m, "api_url", "-"),
+        json_t *view = member_view(m, json_object_get(cluster, "node"));
+        char term[24] = "-", applied[24] = "-";
+        if (view != NULL) {
+            snprintf(term, sizeof term, "%lld", int_or(view, "term", 0));
+            snprintf(applied, sizeof applied, "%lld", int_or(view, "applied_index", 0));
+        }
+        printf("%-14s %-3lld %-12s %-5s %-8s %-6s %-22s %s%s\n", str_or(m, "region", "?"),
+               int_or(m, "id", 0), view ? str_or(view, "raft_state", "?") : "unreachable", term,
+               applied, view ? (json_is_true(json_object_get(view, "ready")) ? "yes" : "no") : "-",
+               str_or(m, "raft_address", "-"), str_or(m, "api_url", "-"),
                json_is_true(json_object_get(m, "self")) ? "  (answered)" : "");
+        json_decref(view);
     }
 }
 

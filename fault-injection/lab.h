@@ -63,7 +63,8 @@ static inline bool lab_region_is_ours(const struct lab_region *r)
 {
     return lab_region_state(r) != LAB_PROC_DEAD;
 }
-/* Poll until r->pid is gone (dead, zombie or no longer ours); false on timeout. */
+/* Poll until r->pid has exited for good (a zombie or gone: its files, and so its data-directory
+ * lock, are closed); false on timeout. Call only after checking the pid was ours. */
 bool lab_wait_gone(const struct lab_region *r, unsigned timeout_ms);
 
 /* Start the region's coordinator detached (setsid, stdout+stderr appended to its log, stdin

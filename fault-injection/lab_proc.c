@@ -4,6 +4,7 @@
  * and showing the tail of a log when something went wrong. Plain POSIX + jansson.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -211,10 +212,38 @@ enum lab_proc_state lab_region_state(const struct lab_region *r)
     return st == 'T' || st == 't' ? LAB_PROC_STOPPED : LAB_PROC_ALIVE;
 }
 
+/* Number of threads still listed under /proc/PID/task (0 if the process is gone). */
+static unsigned proc_threads(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return 0;
+    unsigned n = 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Has pid exited for good, files closed? While a process exits, the kernel frees its memory (so
+ * /proc/PID/cmdline reads empty and it no longer looks "ours") before it closes its files; and the
+ * main thread of a multithreaded process (libuv's threadpool) turns zombie while other threads
+ * still hold the shared file table. Only a vanished pid, or a zombie with no other thread left, has
+ * released its data-directory lock. */
+static bool proc_exited(pid_t pid)
+{
+    char st = proc_state(pid);
+    return st == 0 || ((st == 'Z' || st == 'X') && proc_threads(pid) <= 1);
+}
+
+/* Waits on the pid itself, not on lab_region_is_ours() (see proc_exited). The caller checked the
+ * pid was ours before signalling. */
 bool lab_wait_gone(const struct lab_region *r, unsigned timeout_ms)
 {
     unsigned long long deadline = lab_now_ms() + timeout_ms;
-    while (lab_region_is_ours(r)) {
+    while (r->pid > 0 && !proc_exited(r->pid)) {
         if (lab_now_ms() >= deadline)
             return false;
         lab_sleep_ms(20);

@@ -393,7 +393,7 @@ def test_frozen_leader(lab):
         if not all(docs.values()):
             return None
         claims = [(d["node"]["term"], n) for n, d in docs.items()
-                  if d["node"]["raft_state"].lower() == "leader" and d["node"]["ready"]]
+                  if d["node"]["raft_state"].lower() == "leader" and d["node"]["leader_ready"]]
         terms = [t for t, _ in claims]
         assert len(terms) == len(set(terms)), "two ready leaders in one term: %s" % claims
         if len(claims) > 1:
