@@ -1,5 +1,6 @@
 /*
- * The node: one libraft 0.15 instance over raft_uv (TCP + on-disk log) on the daemon's loop.
+ * The node: one libraft 0.15 instance over raft_uv (authenticated TCP transport.c + on-disk log)
+ * on the daemon's loop.
  *
  * Lifecycle (libuv style): afc_node_init → afc_node_start → ... → afc_node_close(cb); cb runs once
  * all handles are closed, after which uv_loop_close() returns 0.
@@ -152,6 +153,10 @@ static int validate_config(const struct afc_node_config *c, struct afc_err *err)
 {
     if (c->data_dir == NULL || c->data_dir[0] == '\0') {
         return afc_err_set(err, AFC_ECONFIG, "data directory not set");
+    }
+    if (c->cluster_secret == NULL || c->cluster_secret_len == 0) {
+        /* Without it any host reaching the raft port could pose as a member (§8). */
+        return afc_err_set(err, AFC_ECONFIG, "cluster secret missing");
     }
     if (c->n_members == 0 || c->n_members > AFC_MAX_MEMBERS) {
         return afc_err_set(err, AFC_ECONFIG, "%u members (1..%d allowed)", c->n_members,
@@ -314,26 +319,31 @@ static void uv_trace_emit(struct raft_tracer *t, const char *file, int line, con
 
 static struct raft_tracer uv_tracer = {.enabled = true, .emit = uv_trace_emit};
 
-/* raft_uv_tcp + raft_uv. On failure everything created here is released again. */
+/* The authenticated transport (transport.c, replaces raft_uv_tcp: §8) + raft_uv. On failure
+ * everything created here is released again. */
 static int init_io(struct afc_node *n, struct afc_err *err)
 {
-    int rv = raft_uv_tcp_init(&n->transport, n->loop);
-
+    raft_id ids[AFC_MAX_MEMBERS];
+    for (unsigned i = 0; i < n->cfg.n_members; i++) {
+        ids[i] = n->cfg.members[i].id;
+    }
+    int rv = afc_transport_init(&n->transport, n->loop, n->cfg.cluster_secret,
+                                n->cfg.cluster_secret_len, ids, n->cfg.n_members);
     if (rv != 0) {
         return afc_err_set(err, afc_code_of_raft(rv), "raft transport: %s", raft_strerror(rv));
     }
     if (n->cfg.bind_addr != NULL) {
         /* Must precede raft_init; the port must equal the advertised one (§3 step 3). */
-        rv = raft_uv_tcp_set_bind_address(&n->transport, n->cfg.bind_addr);
+        rv = afc_transport_set_bind_address(&n->transport, n->cfg.bind_addr);
         if (rv != 0) {
-            raft_uv_tcp_close(&n->transport);
-            return afc_err_set(err, AFC_ECONFIG, "raft bind address %s: %s", n->cfg.bind_addr,
-                               raft_strerror(rv));
+            afc_transport_release(&n->transport);
+            return afc_err_set(err, AFC_ECONFIG, "raft bind address %s: expected a.b.c.d:port",
+                               n->cfg.bind_addr);
         }
     }
     rv = raft_uv_init(&n->io, n->loop, n->cfg.data_dir, &n->transport);
     if (rv != 0) {
-        raft_uv_tcp_close(&n->transport);
+        afc_transport_release(&n->transport);
         return afc_err_set(err, afc_code_of_raft(rv), "raft storage in %s: %s", n->cfg.data_dir,
                            n->io.errmsg[0] ? n->io.errmsg : raft_strerror(rv));
     }
@@ -355,7 +365,7 @@ static int init_raft(struct afc_node *n, struct afc_err *err)
         int code = afc_err_set(err, afc_code_of_raft(rv), "raft init (id %" PRIu64 ", %s): %s",
                                self->id, self->raft_addr, raft_errmsg(&n->raft));
         raft_uv_close(&n->io);
-        raft_uv_tcp_close(&n->transport);
+        afc_transport_release(&n->transport);
         return code;
     }
     n->raft.data = n;
@@ -701,7 +711,7 @@ static void raft_closed_cb(struct raft *r)
 
     /* Only now may the io and the transport be released (§3 step 10). */
     raft_uv_close(&n->io);
-    raft_uv_tcp_close(&n->transport);
+    afc_transport_release(&n->transport);
     close_step_done(n);
 }
 

@@ -557,10 +557,10 @@ static int env_flags(struct afc_config *c, getenv_func getenv_fn, struct afc_err
     return 0;
 }
 
-/* A bearer token: printable ASCII without spaces, 1..255 characters. */
-static bool is_token(const char *s, size_t n)
+/* A secret (bearer token, cluster secret): printable ASCII without spaces, min..cap-1 chars. */
+static bool is_secret(const char *s, size_t n, size_t min, size_t cap)
 {
-    if (n == 0 || n >= sizeof(((struct afc_config *)0)->api_token)) {
+    if (n < min || n >= cap) {
         return false;
     }
     for (size_t i = 0; i < n; i++) {
@@ -571,16 +571,52 @@ static bool is_token(const char *s, size_t n)
     return true;
 }
 
-static int read_token_file(struct afc_config *c, struct afc_err *err)
+/* Where a secret goes and what it must look like. */
+struct secret_spec {
+    const char *key;  /* "api.token_file" */
+    const char *var;  /* "ARAGORA_API_TOKEN" */
+    const char *path; /* the configured file, "" if none */
+    char *dst;        /* NUL-terminated on success */
+    size_t cap;
+    size_t min;
+    size_t *out_len; /* may be NULL */
+};
+
+static int secret_invalid(const struct afc_config *c, const struct secret_spec *sp, bool from_env,
+                          struct afc_err *err)
 {
-    const char *path = c->api_token_file, *src = c->source;
-    char buf[sizeof c->api_token + 2];
+    if (from_env) {
+        return afc_err_set(err, AFC_ECONFIG,
+                           "%s: expected %zu to %zu printable characters without spaces (value "
+                           "not shown)",
+                           sp->var, sp->min, sp->cap - 1);
+    }
+    return afc_err_set(err, AFC_ECONFIG,
+                       "%s: %s: '%s': expected one line of %zu to %zu printable characters "
+                       "without spaces (value not shown)",
+                       c->source, sp->key, sp->path, sp->min, sp->cap - 1);
+}
+
+static void secret_store(const struct secret_spec *sp, const char *s, size_t len)
+{
+    memcpy(sp->dst, s, len);
+    sp->dst[len] = '\0';
+    if (sp->out_len != NULL) {
+        *sp->out_len = len;
+    }
+}
+
+static int read_secret_file(const struct afc_config *c, const struct secret_spec *sp,
+                            struct afc_err *err)
+{
+    const char *path = sp->path, *src = c->source;
+    char buf[512];
     size_t len = 0;
     int rv = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t n = 1;
 
     if (fd < 0) {
-        return afc_err_set(err, AFC_ECONFIG, "%s: api.token_file: cannot read '%s': %s", src, path,
+        return afc_err_set(err, AFC_ECONFIG, "%s: %s: cannot read '%s': %s", src, sp->key, path,
                            strerror(errno));
     }
     while (n > 0 && len < sizeof buf) {
@@ -591,7 +627,7 @@ static int read_token_file(struct afc_config *c, struct afc_err *err)
         }
     }
     if (n < 0) {
-        rv = afc_err_set(err, AFC_ECONFIG, "%s: api.token_file: cannot read '%s': %s", src, path,
+        rv = afc_err_set(err, AFC_ECONFIG, "%s: %s: cannot read '%s': %s", src, sp->key, path,
                          strerror(errno));
         goto wipe;
     }
@@ -599,15 +635,11 @@ static int read_token_file(struct afc_config *c, struct afc_err *err)
         len--;
     }
     if (len == 0) {
-        rv = afc_err_set(err, AFC_ECONFIG, "%s: api.token_file: '%s' is empty", src, path);
-    } else if (!is_token(buf, len)) {
-        rv = afc_err_set(err, AFC_ECONFIG,
-                         "%s: api.token_file: '%s': expected one line of at most %zu printable "
-                         "characters without spaces (value not shown)",
-                         src, path, sizeof c->api_token - 1);
+        rv = afc_err_set(err, AFC_ECONFIG, "%s: %s: '%s' is empty", src, sp->key, path);
+    } else if (!is_secret(buf, len, sp->min, sp->cap)) {
+        rv = secret_invalid(c, sp, false, err);
     } else {
-        memcpy(c->api_token, buf, len);
-        c->api_token[len] = '\0';
+        secret_store(sp, buf, len);
     }
 wipe:
     explicit_bzero(buf, sizeof buf);
@@ -615,21 +647,55 @@ wipe:
     return rv;
 }
 
-/* ARAGORA_API_TOKEN wins over api.token_file; neither leaves the token empty. */
-static int env_token(struct afc_config *c, getenv_func getenv_fn, struct afc_err *err)
+/* The environment variable wins over the file; with neither the secret stays empty. */
+static int env_secret(struct afc_config *c, getenv_func getenv_fn, const struct secret_spec *sp,
+                      struct afc_err *err)
 {
-    const char *token = env(getenv_fn, "ARAGORA_API_TOKEN");
-    if (token != NULL) {
-        if (!is_token(token, strlen(token))) {
-            return afc_err_set(err, AFC_ECONFIG,
-                               "ARAGORA_API_TOKEN: expected at most %zu printable characters "
-                               "without spaces (value not shown)",
-                               sizeof c->api_token - 1);
+    const char *value = env(getenv_fn, sp->var);
+    if (value != NULL) {
+        if (!is_secret(value, strlen(value), sp->min, sp->cap)) {
+            return secret_invalid(c, sp, true, err);
         }
-        memcpy(c->api_token, token, strlen(token) + 1);
+        secret_store(sp, value, strlen(value));
         return 0;
     }
-    return c->api_token_file[0] != '\0' ? read_token_file(c, err) : 0;
+    return sp->path[0] != '\0' ? read_secret_file(c, sp, err) : 0;
+}
+
+/* ARAGORA_API_TOKEN / api.token_file: optional (without it, mutating endpoints answer 401).
+ * ARAGORA_CLUSTER_SECRET / cluster.secret_file: required, at least 16 characters, because every
+ * Raft connection is authenticated with it. */
+static int env_secrets(struct afc_config *c, getenv_func getenv_fn, struct afc_err *err)
+{
+    const struct secret_spec token = {
+        .key = "api.token_file",
+        .var = "ARAGORA_API_TOKEN",
+        .path = c->api_token_file,
+        .dst = c->api_token,
+        .cap = sizeof c->api_token,
+        .min = 1,
+    };
+    const struct secret_spec cluster = {
+        .key = "cluster.secret_file",
+        .var = "ARAGORA_CLUSTER_SECRET",
+        .path = c->cluster_secret_file,
+        .dst = (char *)c->cluster_secret,
+        .cap = sizeof c->cluster_secret,
+        .min = 16,
+        .out_len = &c->cluster_secret_len,
+    };
+    int rv = env_secret(c, getenv_fn, &token, err);
+    if (rv == 0) {
+        rv = env_secret(c, getenv_fn, &cluster, err);
+    }
+    if (rv == 0 && c->cluster_secret_len == 0) {
+        rv = afc_err_set(err, AFC_ECONFIG,
+                         "%s: cluster.secret_file: not set; every Raft connection is "
+                         "authenticated with a shared secret: set cluster.secret_file or "
+                         "ARAGORA_CLUSTER_SECRET",
+                         c->source);
+    }
+    return rv;
 }
 
 /* After the overrides: the region is a member, and the API binds loopback unless allowed. */
@@ -684,7 +750,7 @@ int afc_config_apply_env(struct afc_config *c, const char *(*getenv_fn)(const ch
                              err)) != 0 ||
         (rv = env_secret_url(c->redis_url, sizeof c->redis_url, getenv_fn, "REDIS_URL", err)) !=
             0 ||
-        (rv = env_flags(c, getenv_fn, err)) != 0 || (rv = env_token(c, getenv_fn, err)) != 0) {
+        (rv = env_flags(c, getenv_fn, err)) != 0 || (rv = env_secrets(c, getenv_fn, err)) != 0) {
         return rv;
     }
     return check_combination(c, err);

@@ -74,6 +74,11 @@ static const struct config_key api_keys[] = {
     {.name = NULL},
 };
 
+static const struct config_key cluster_keys[] = {
+    {.name = "secret_file", .type = K_PATH, AT_CFG(cluster_secret_file)},
+    {.name = NULL},
+};
+
 static const struct config_key log_keys[] = {
     {.name = "level", .type = K_LOG_LEVEL, AT_CFG(log_level)},
     {.name = "format", .type = K_LOG_FORMAT, AT_CFG(log_format)},
@@ -96,6 +101,7 @@ const struct config_key config_top_keys[] = {
     {.name = "members", .type = K_MEMBERS, .required = true, .sub = member_keys},
     {.name = "raft", .type = K_MAP, .sub = raft_keys},
     {.name = "api", .type = K_MAP, .sub = api_keys},
+    {.name = "cluster", .type = K_MAP, .sub = cluster_keys},
     {.name = "log", .type = K_MAP, .sub = log_keys},
     {.name = "postgres", .type = K_MAP, .sub = postgres_keys},
     {.name = "redis", .type = K_MAP, .sub = redis_keys},

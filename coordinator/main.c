@@ -264,6 +264,8 @@ static void node_config_from(const struct afc_config *c, struct afc_node_config 
     nc->snapshot_threshold = c->snapshot_threshold;
     nc->snapshot_trailing = c->snapshot_trailing;
     nc->digest_interval_ms = c->digest_interval_ms;
+    nc->cluster_secret = c->cluster_secret;
+    nc->cluster_secret_len = c->cluster_secret_len;
 }
 
 static int start_signals(struct afc_daemon *d)

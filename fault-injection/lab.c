@@ -64,7 +64,8 @@ static const char lab_usage[] =
     "  restart --dir DIR REGION          kill it (if running) and start it again, same config\n"
     "  down --dir DIR                    stop every coordinator of the lab (safe to repeat)\n"
     "\n"
-    "Files: DIR/token (API bearer token, 0600), DIR/lab.json, and per region\n"
+    "Files: DIR/token (API bearer token, 0600), DIR/cluster-secret (authenticates Raft\n"
+    "connections, 0600), DIR/lab.json, and per region\n"
     "DIR/<region>/coordinator.yaml, DIR/<region>/data, DIR/<region>/coordinator.log.\n"
     "The coordinator binary is $ARAGORA_COORDINATOR, else the one next to aragora-chaos.\n";
 
@@ -192,30 +193,33 @@ static int path_join(char *out, size_t size, const char *dir, const char *name)
     return 0;
 }
 
-/* DIR/token: 32 random bytes as hex, mode 0600. An existing token is kept. */
-static int ensure_token(const char *path)
+/* A secret file: `n` random bytes (at most 32) as hex, mode 0600. An existing file is kept, so
+ * a lab brought up again in the same directory keeps its token and cluster secret. */
+static int ensure_secret(const char *path, size_t n_raw)
 {
     unsigned char raw[32];
     char hex[sizeof raw * 2 + 2];
+    if (n_raw > sizeof raw)
+        n_raw = sizeof raw;
     if (access(path, R_OK) == 0)
         return 0;
     int rnd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t n = rnd >= 0 ? read(rnd, raw, sizeof raw) : -1;
+    ssize_t n = rnd >= 0 ? read(rnd, raw, n_raw) : -1;
     if (rnd >= 0)
         close(rnd);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (n != (ssize_t)sizeof raw || fd < 0) {
+    if (n != (ssize_t)n_raw || fd < 0) {
         fprintf(stderr, "aragora-chaos: creating %s: %s\n", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
     }
-    for (size_t i = 0; i < sizeof raw; i++)
+    for (size_t i = 0; i < n_raw; i++)
         snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    hex[sizeof raw * 2] = '\n';
-    ssize_t w = write(fd, hex, sizeof raw * 2 + 1);
+    hex[n_raw * 2] = '\n';
+    ssize_t w = write(fd, hex, n_raw * 2 + 1);
     close(fd);
-    return w == (ssize_t)(sizeof raw * 2 + 1) ? 0 : -1;
+    return w == (ssize_t)(n_raw * 2 + 1) ? 0 : -1;
 }
 
 static int write_config(const struct lab *lab, const struct lab_region *self, const char *log_level)
@@ -239,6 +243,7 @@ static int write_config(const struct lab *lab, const struct lab_region *self, co
         fprintf(f, "  snapshot_trailing: %u\n", lab->snapshot_trailing);
     fprintf(f, "api:\n  listen: \"127.0.0.1:%u\"\n  token_file: \"%s\"\n", self->api_port,
             lab->token_file);
+    fprintf(f, "cluster:\n  secret_file: \"%s/cluster-secret\"\n", lab->dir);
     fprintf(f, "log:\n  level: %s\n  format: text\n", log_level);
     if (fclose(f) != 0) {
         fprintf(stderr, "aragora-chaos: %s: %s\n", self->config, strerror(errno));
@@ -265,8 +270,11 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
     lab->snapshot_trailing = o->snapshot_trailing;
     if (lab->snapshot_threshold > 0 && lab->snapshot_trailing == 0)
         lab->snapshot_trailing = lab->snapshot_threshold / 2 > 0 ? lab->snapshot_threshold / 2 : 1;
+    char secret_file[LAB_PATH_MAX];
     if (path_join(lab->token_file, sizeof lab->token_file, lab->dir, "token") != 0 ||
-        ensure_token(lab->token_file) != 0)
+        ensure_secret(lab->token_file, 32) != 0 ||
+        path_join(secret_file, sizeof secret_file, lab->dir, "cluster-secret") != 0 ||
+        ensure_secret(secret_file, 24) != 0)
         return -1;
     for (unsigned i = 0; i < lab->n_regions; i++) {
         struct lab_region *r = &lab->regions[i];

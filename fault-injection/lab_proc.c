@@ -292,6 +292,7 @@ int lab_spawn(const struct lab *lab, struct lab_region *r)
     unsetenv("ARAGORA_REGION");
     unsetenv("ARAGORA_REGION_ID");
     unsetenv("ARAGORA_API_TOKEN");
+    unsetenv("ARAGORA_CLUSTER_SECRET");
     unsetenv("ARAGORA_PRIMARY");
     fflush(NULL);
     pid_t pid = fork();

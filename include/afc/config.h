@@ -48,6 +48,11 @@ struct afc_config {
     char api_token_file[AFC_PATH_MAX]; /* bearer token file; env ARAGORA_API_TOKEN overrides */
     char api_token[256];               /* loaded token ("" = mutating endpoints always 401) */
 
+    /* cluster: the shared secret every Raft connection is authenticated with (HMAC challenge) */
+    char cluster_secret_file[AFC_PATH_MAX]; /* env ARAGORA_CLUSTER_SECRET overrides */
+    unsigned char cluster_secret[64];       /* required: 16..63 printable characters */
+    size_t cluster_secret_len;
+
     /* log */
     int log_level; /* AFC_LOG_DEBUG..AFC_LOG_ERROR, default info */
     enum afc_log_format log_format;

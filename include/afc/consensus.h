@@ -75,6 +75,19 @@ void afc_leadership_poll(struct afc_leadership *l);
 /* true only if raft_state()==LEADER, current term == barrier_term and that barrier was applied. */
 bool afc_leadership_is_ready(const struct afc_leadership *l);
 
+/* ---- authenticated raft transport (consensus/transport.c) ---- */
+
+/* Replaces raft_uv_tcp: every connection is authenticated (HMAC-SHA256 challenge-response over the
+ * cluster secret, claimed id must be in member_ids) before a single byte reaches libraft; anything
+ * else is dropped with one warn line. Addresses are IPv4 literals "a.b.c.d:port". Returns 0 or a
+ * RAFT_* code; the secret and ids are copied. No handles are opened before raft calls listen. */
+int afc_transport_init(struct raft_uv_transport *t, uv_loop_t *loop, const unsigned char *secret,
+                       size_t secret_len, const raft_id *member_ids, unsigned n_members);
+/* Listen on this address instead of the one raft passes to init (port must match). */
+int afc_transport_set_bind_address(struct raft_uv_transport *t, const char *address);
+/* Free the memory; only after raft closed it (its close cb ran) or if raft never used it. */
+void afc_transport_release(struct raft_uv_transport *t);
+
 /* ---- the node (consensus/node.c) ---- */
 
 struct afc_node_member {
@@ -95,6 +108,10 @@ struct afc_node_config {
     unsigned snapshot_threshold;   /* default 1024 */
     unsigned snapshot_trailing;    /* default 128 */
     unsigned digest_interval_ms;   /* leader commits a digest this often; default 5000 */
+    /* Shared by all members; every raft connection must prove it holds it (transport.c).
+     * Required: init refuses a node without one. Copied at init. */
+    const unsigned char *cluster_secret;
+    size_t cluster_secret_len;
 };
 
 struct afc_node;

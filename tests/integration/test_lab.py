@@ -12,8 +12,11 @@ from 1200 higher again if one of them is taken).
 The last line printed is "N passed, M failed"; the exit status is non-zero on any failure.
 """
 
+import hashlib
 import http.client
 import json
+import random
+import struct
 import os
 import re
 import shutil
@@ -423,11 +426,15 @@ raft:
   heartbeat_timeout_ms: 100
 api:
   listen: "127.0.0.1:%(api)d"
+cluster:
+  secret_file: "%(secret)s"
 log:
   level: info
   format: text
 %(extra)s""" % {"data": data_dir, "raft": base_port + 1, "api": base_port, "election": election,
-                "extra": extra}
+                "extra": extra, "secret": path + ".secret"}
+    with open(path + ".secret", "w") as f:
+        f.write("integration-test-cluster-secret\n")
     with open(path, "w") as f:
         f.write(text)
     return text
@@ -556,6 +563,97 @@ def test_bad_requests(lab):
     assert lab.wait_leader() == leader
 
 
+SEGMENT = re.compile(r"^(\d{16})-(\d{16})$")
+
+
+def dir_digest(path):
+    """{file name: sha256} of every file in a directory."""
+    out = {}
+    for name in sorted(os.listdir(path)):
+        with open(os.path.join(path, name), "rb") as f:
+            out[name] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def test_corrupt_data_dir(lab):
+    """A corrupt Raft log is refused with a message naming the file, and nothing is repaired."""
+    lab.up()
+    leader = lab.wait_leader()
+    victim = next(n for n in lab.regions if n != leader)
+    for path in ("/v1/pause", "/v1/resume", "/v1/pause", "/v1/resume"):
+        assert lab.post(leader, path)[0] == 200, path
+    target = lab.cluster(leader)["node"]["applied_index"]
+    # A restart closes the open segment the entries so far were written to; then corrupt that one.
+    lab.chaos("restart", victim)
+    lab.reload()
+    lab.wait_all("%s back at index %d" % (victim, target),
+                 lambda d: d["node"]["applied_index"] >= target, names=[victim], timeout=30)
+    lab.chaos("down")
+    data = lab.region(victim)["data_dir"]
+    closed = sorted((int(m.group(2)), name) for name in os.listdir(data)
+                    for m in [SEGMENT.match(name)] if m)
+    assert closed and closed[-1][0] > 1, "no closed segment with entries in %s: %s" % (
+        data, os.listdir(data))
+    segment = closed[-1][1]
+    with open(os.path.join(data, segment), "r+b") as f:
+        blob = bytearray(f.read())
+        blob[len(blob) // 2] ^= 0xFF
+        f.seek(0)
+        f.write(blob)
+    before = dir_digest(data)
+    p = run([COORD, "--config", lab.region(victim)["config"]], check=False, timeout=30)
+    last = (p.stderr.strip().splitlines() or [""])[-1]
+    print("  corrupt %s -> exit %d: %s" % (segment, p.returncode, last))
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert segment in p.stderr and "refused" in p.stderr, p.stderr
+    after = dir_digest(data)
+    changed = sorted(n for n in set(before) | set(after)
+                     if n != "lock" and before.get(n) != after.get(n))  # lock holds the last pid
+    assert not changed, "the refused data directory was modified: %s" % changed
+
+
+def raft_garbage(rng):
+    """Byte strings a confused or hostile peer might send to a Raft port."""
+    hello = struct.pack("<QQQ", 1, 2, 16) + b"127.0.0.1:9\0\0\0\0\0"  # libraft 0.15's own handshake
+    out = [
+        bytes(rng.randrange(256) for _ in range(64)),
+        b"\0" * 4096,
+        hello + bytes(rng.randrange(256) for _ in range(512)),
+        hello + struct.pack("<QQ", 1, 1 << 40) + b"\1" * 64,  # a frame claiming a terabyte
+        b"AFCRAFT1" + bytes(rng.randrange(256) for _ in range(200)),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    out += [hello + struct.pack("<QQ", t, 64) + bytes(rng.randrange(256) for _ in range(64))
+            for t in range(1, 10)]
+    return out
+
+
+def test_garbage_peer(lab):
+    """A peer speaking garbage on the Raft port is dropped; nobody crashes, the group goes on."""
+    lab.up()
+    leader = lab.wait_leader()
+    rng = random.Random(2026)
+    for name in lab.regions:
+        host, port = lab.region(name)["raft_address"].rsplit(":", 1)
+        for blob in raft_garbage(rng):
+            try:
+                raw_exchange(int(port), blob, timeout=3.0)
+            except OSError:
+                pass  # being refused or reset is a fine answer to garbage
+    for name in lab.regions:
+        assert not pid_gone(lab.region(name)["pid"]), "%s died after garbage on its Raft port" % name
+    # The group still works: one ready leader, and a change commits on every node.
+    assert lab.wait_leader() == leader
+    assert lab.post(leader, "/v1/pause")[0] == 200
+    lab.wait_all("paused everywhere after the garbage", lambda d: d["paused"] is True)
+    dropped = 0
+    for r in lab.info["regions"]:
+        with open(r["log"]) as f:
+            dropped += f.read().count("dropped connection")
+    print("  %d garbage connections dropped, all 3 coordinators alive" % dropped)
+    assert dropped > 0, "no 'dropped connection' in the logs"
+
+
 def test_lab_down_no_process(lab):
     lab.up()
     lab.wait_leader()
@@ -581,6 +679,8 @@ TESTS = [
     test_data_dir_locked,
     test_unauthorized,
     test_bad_requests,
+    test_corrupt_data_dir,
+    test_garbage_peer,
     test_lab_down_no_process,
 ]
 

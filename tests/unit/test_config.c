@@ -123,8 +123,9 @@ static const struct bad_case bad_cases[] = {
          "line 16)"},
     {"tab indentation", "region: us-east-2\n\tdata_dir: /d\n", SRC ":2: invalid YAML: found "},
     {"unknown top-level key", BASE "colour: blue\n",
-     SRC ":16: unknown key 'colour'; expected one of: region, data_dir, members, raft, api, log, "
-         "postgres, redis"},
+     SRC
+     ":16: unknown key 'colour'; expected one of: region, data_dir, members, raft, api, cluster, "
+     "log, postgres, redis"},
     {"unknown nested key", BASE "raft:\n  election_timeout: 900\n",
      SRC ":17: raft: unknown key 'election_timeout'; expected one of: election_timeout_ms, "
          "heartbeat_timeout_ms, snapshot_threshold, snapshot_trailing, digest_interval_ms, bind"},
@@ -271,6 +272,10 @@ static void test_secret_length_not_echoed(void)
 
 static const char *const *fake_env; /* name, value, name, value, ..., NULL */
 
+/* The cluster secret is required; tests that are not about it get this one unless their table
+ * names ARAGORA_CLUSTER_SECRET (an empty value counts as unset). */
+#define TEST_CLUSTER_SECRET "test-cluster-secret-0123"
+
 static const char *fake_getenv(const char *name)
 {
     for (const char *const *p = fake_env; p != NULL && *p != NULL; p += 2) {
@@ -278,7 +283,7 @@ static const char *fake_getenv(const char *name)
             return p[1];
         }
     }
-    return NULL;
+    return strcmp(name, "ARAGORA_CLUSTER_SECRET") == 0 ? TEST_CLUSTER_SECRET : NULL;
 }
 
 static int parse_env(struct afc_config *c, const char *yaml, const char *const *envv,
@@ -393,8 +398,23 @@ static const struct env_case env_cases[] = {
     {"token with a space",
      BASE,
      {"ARAGORA_API_TOKEN", "s3cret value"},
-     "ARAGORA_API_TOKEN: expected at most 255 printable characters without spaces (value not "
+     "ARAGORA_API_TOKEN: expected 1 to 255 printable characters without spaces (value not "
      "shown)"},
+    {"cluster secret not set",
+     BASE,
+     {"ARAGORA_CLUSTER_SECRET", ""},
+     SRC ": cluster.secret_file: not set; every Raft connection is authenticated with a shared "
+         "secret: set cluster.secret_file or ARAGORA_CLUSTER_SECRET"},
+    {"cluster secret too short",
+     BASE,
+     {"ARAGORA_CLUSTER_SECRET", "s3cret-short"},
+     "ARAGORA_CLUSTER_SECRET: expected 16 to 63 printable characters without spaces (value not "
+     "shown)"},
+    {"cluster secret file missing",
+     BASE "cluster:\n  secret_file: /nonexistent/aragora-secret\n",
+     {"ARAGORA_CLUSTER_SECRET", ""},
+     SRC ": cluster.secret_file: cannot read '/nonexistent/aragora-secret': No such file or "
+         "directory"},
     {"token file missing",
      BASE "api:\n  token_file: /nonexistent/aragora-token\n",
      {NULL},
@@ -448,6 +468,34 @@ static const char *temp_file(char *buf, size_t size, const char *content, size_t
     return buf;
 }
 
+static void test_cluster_secret_file(void)
+{
+    char path[64], yaml[512];
+    struct afc_config c;
+    struct afc_err err;
+    static const char *const unset[] = {"ARAGORA_CLUSTER_SECRET", "", NULL};
+    static const char *const from_env[] = {"ARAGORA_CLUSTER_SECRET", "cluster-secret-from-env",
+                                           NULL};
+
+    temp_file(path, sizeof path, "cluster-s3cret-0123456789\n", 26);
+    snprintf(yaml, sizeof yaml, "%scluster:\n  secret_file: %s\n", BASE, path);
+    CHECK_EQ_INT(parse_env(&c, yaml, unset, &err), 0);
+    CHECK_EQ_INT(c.cluster_secret_len, 25);
+    CHECK(memcmp(c.cluster_secret, "cluster-s3cret-0123456789", 25) == 0);
+    /* the environment wins over the file */
+    CHECK_EQ_INT(parse_env(&c, yaml, from_env, &err), 0);
+    CHECK_EQ_INT(c.cluster_secret_len, strlen("cluster-secret-from-env"));
+    unlink(path);
+
+    temp_file(path, sizeof path, "short-s3cret\n", 13);
+    snprintf(yaml, sizeof yaml, "%scluster:\n  secret_file: %s\n", BASE, path);
+    CHECK_EQ_INT(parse_env(&c, yaml, unset, &err), AFC_ECONFIG);
+    CHECK_CONTAINS(err.msg, "cluster.secret_file: '");
+    CHECK_CONTAINS(err.msg, "expected one line of 16 to 63 printable characters");
+    CHECK(strstr(err.msg, "s3cret") == NULL || strstr(err.msg, "short-s3cret") == NULL);
+    unlink(path);
+}
+
 static void test_token_file(void)
 {
     char path[64], yaml[512];
@@ -471,7 +519,7 @@ static void test_token_file(void)
     temp_file(path, sizeof path, "s3cret\nsecond line\n", 19);
     snprintf(yaml, sizeof yaml, "%sapi:\n  token_file: %s\n", BASE, path);
     CHECK_EQ_INT(parse_env(&c, yaml, none, &err), AFC_ECONFIG);
-    CHECK_CONTAINS(err.msg, "expected one line of at most 255 printable characters");
+    CHECK_CONTAINS(err.msg, "expected one line of 1 to 255 printable characters");
     CHECK(strstr(err.msg, "s3cret") == NULL);
 
     /* ARAGORA_API_TOKEN wins: the file is not read at all */
@@ -559,6 +607,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_env_errors);
     TEST_RUN(test_env_secret_url_too_long);
     TEST_RUN(test_token_file);
+    TEST_RUN(test_cluster_secret_file);
     TEST_RUN(test_load);
     TEST_RUN(test_example_file);
     TEST_END();
