@@ -28,6 +28,9 @@ setup() {
     fi
 }
 
+# The closing count must describe this run only.
+rm -f build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+
 step "format (clang-format --dry-run -Werror)"
 mapfile -t sources < <(find . \( -path ./build -o -path './build-*' -o -path ./.git \) -prune -o \
     -type f \( -name '*.c' -o -name '*.h' \) -print | sort)
@@ -58,8 +61,34 @@ if [ "${ARAGORA_SKIP_ASAN:-0}" != 1 ]; then
     fi
 fi
 
+# One closing count over every meson test run above (both build directories).
+count_results() {
+    python3 - "$@" <<'PY'
+import json, sys
+passed = failed = 0
+for path in sys.argv[1:]:
+    try:
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line).get("result")
+                if r in ("OK", "EXPECTEDFAIL"):
+                    passed += 1
+                elif r in ("FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS"):
+                    failed += 1
+    except OSError:
+        pass
+print("%d passed, %d failed" % (passed, failed))
+PY
+}
+logs=()
+for d in build build-asan; do
+    [ -f "$d/meson-logs/testlog.json" ] && logs+=("$d/meson-logs/testlog.json")
+done
+
 if [ ${#failed[@]} -gt 0 ]; then
     printf '\ntest.sh: FAILED: %s (in %s)\n' "${failed[*]}" "$top" >&2
+    printf 'tests: %s\n' "$(count_results "${logs[@]}")"
     exit 1
 fi
 printf '\ntest.sh: all checks passed\n'
+printf 'tests: %s\n' "$(count_results "${logs[@]}")"
