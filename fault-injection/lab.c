@@ -371,6 +371,25 @@ static int wait_for_leader(const struct lab *lab, unsigned timeout_ms)
     return -1;
 }
 
+/* Then every node ready in the sense of /health/ready (it has applied the member list the
+ * leader commits right after its election), so the first `status` a newcomer runs shows a settled
+ * cluster. Not fatal: a node that is slow here is reported and the lab stays up. */
+static void wait_all_ready(const struct lab *lab, unsigned timeout_ms)
+{
+    unsigned long long start = lab_now_ms();
+    unsigned ready = 0;
+    while (lab_now_ms() - start < timeout_ms) {
+        ready = 0;
+        for (unsigned i = 0; i < lab->n_regions; i++)
+            ready += region_get(&lab->regions[i], "/health/ready", 500, NULL) == 200;
+        if (ready == lab->n_regions)
+            return;
+        lab_sleep_ms(50);
+    }
+    fprintf(stderr, "aragora-chaos: only %u of %u nodes ready after %u s (see their logs)\n", ready,
+            lab->n_regions, timeout_ms / 1000);
+}
+
 static int cmd_up(const struct lab_opts *o)
 {
     struct lab lab, old;
@@ -412,6 +431,7 @@ static int cmd_up(const struct lab_opts *o)
                 lab.dir);
         return 1;
     }
+    wait_all_ready(&lab, 10000);
     printf("lab: %s/lab.json; token: %s\n", lab.dir, lab.token_file);
     printf("try: aragoractl --endpoint %s status\n", lab.regions[0].api_url);
     return 0;
