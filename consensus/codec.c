@@ -10,7 +10,8 @@
  * off: wrong types, missing keys, too-long strings, unknown ops, non-zero trailing bytes.
  *
  * Both directions run the same semantic check (cmd_check) so whatever the encoder accepts, every
- * decoder accepts too.
+ * decoder accepts too. The failover ops (observe, renew, failover-begin, failover-step) are
+ * encoded, decoded and checked in codec_failover.c with the same rules; this file dispatches to it.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -179,16 +180,21 @@ static int cmd_check(const struct afc_cmd *c, int code, struct afc_err *why)
         }
         return check_str(c->u.note.detail, sizeof c->u.note.detail, "detail", code, why);
     default:
-        return 0;
+        return codec_check_failover_cmd(c, code, why);
     }
 }
 
 /* ---- encode ---- */
 
-static const unsigned op_field_count[AFC_OP__COUNT] = {
-    [AFC_OP_INIT] = 1,   [AFC_OP_PAUSE] = 2, [AFC_OP_PROMOTE] = 3,
-    [AFC_OP_DIGEST] = 2, [AFC_OP_NOTE] = 2,
-};
+/* Fields each op writes; the failover ops are counted in codec_failover.c. */
+static unsigned op_field_count(enum afc_op op)
+{
+    static const unsigned counts[AFC_OP__COUNT] = {
+        [AFC_OP_INIT] = 1,   [AFC_OP_PAUSE] = 2, [AFC_OP_PROMOTE] = 3,
+        [AFC_OP_DIGEST] = 2, [AFC_OP_NOTE] = 2,
+    };
+    return counts[op] != 0 ? counts[op] : codec_failover_field_count(op);
+}
 
 static int pack_op_fields(msgpack_packer *pk, const struct afc_cmd *c)
 {
@@ -210,7 +216,7 @@ static int pack_op_fields(msgpack_packer *pk, const struct afc_cmd *c)
         return codec_pack_kv_str(pk, "kind", c->u.note.kind) |
                codec_pack_kv_str(pk, "detail", c->u.note.detail);
     default:
-        return -1;
+        return codec_pack_failover_cmd(pk, c);
     }
 }
 
@@ -223,7 +229,7 @@ int afc_cmd_encode(const struct afc_cmd *cmd, void **out, size_t *len)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, 4 + op_field_count[cmd->op]);
+    int rc = msgpack_pack_map(&pk, 4 + op_field_count(cmd->op));
     rc |= codec_pack_kv_u64(&pk, "v", AFC_CMD_VERSION);
     rc |= codec_pack_kv_str(&pk, "op", afc_op_name(cmd->op));
     rc |= pack_op_fields(&pk, cmd);
@@ -273,7 +279,7 @@ static int decode_op_fields(const msgpack_object *m, struct afc_cmd *c, struct a
         return codec_get_str(m, "kind", c->u.note.kind, sizeof c->u.note.kind, why) ||
                codec_get_str(m, "detail", c->u.note.detail, sizeof c->u.note.detail, why);
     default:
-        return AFC_EMALFORMED;
+        return codec_decode_failover_cmd(m, c, why);
     }
 }
 

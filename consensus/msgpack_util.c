@@ -315,6 +315,20 @@ int codec_get_bool(const msgpack_object *map, const char *key, bool *val, struct
     return 0;
 }
 
+int codec_get_u32(const msgpack_object *map, const char *key, uint32_t *val, struct afc_err *why)
+{
+    uint64_t v = 0;
+    if (codec_get_u64(map, key, &v, why) != 0) {
+        return AFC_EMALFORMED;
+    }
+    if (v > UINT32_MAX) {
+        return afc_err_set(why, AFC_EMALFORMED, "key \"%s\": %" PRIu64 " does not fit 32 bits", key,
+                           v);
+    }
+    *val = (uint32_t)v;
+    return 0;
+}
+
 int codec_check_version(const msgpack_object *map, uint64_t version, struct afc_err *why)
 {
     uint64_t v = 0;

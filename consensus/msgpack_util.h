@@ -22,7 +22,8 @@
 #include "afc/error.h"
 #include "afc/state.h"
 
-/* Most keys accepted in one map. Bounds the duplicate-key check; the widest map we write has 7. */
+/* Most keys accepted in one map. Bounds the duplicate-key check; the widest map we write has 18
+ * (a failover receipt in the snapshot). */
 #define CODEC_MAP_MAX_KEYS 64
 /* Deepest container nesting accepted anywhere (ours is 3: command -> members -> member). */
 #define CODEC_MAX_DEPTH 16
@@ -61,6 +62,8 @@ int codec_get_str(const msgpack_object *map, const char *key, char *dst, size_t 
 int codec_get_u64(const msgpack_object *map, const char *key, uint64_t *val, struct afc_err *why);
 int codec_get_i64(const msgpack_object *map, const char *key, int64_t *val, struct afc_err *why);
 int codec_get_bool(const msgpack_object *map, const char *key, bool *val, struct afc_err *why);
+/* Unsigned integer that must fit in 32 bits (PostgreSQL timelines, lag in ms). */
+int codec_get_u32(const msgpack_object *map, const char *key, uint32_t *val, struct afc_err *why);
 
 /* "v" of a checked map: 0 if it equals `version`, AFC_EVERSION if it is another non-negative
  * integer, AFC_EMALFORMED if missing or not a non-negative integer. */
@@ -75,6 +78,28 @@ int codec_decode_members(const msgpack_object *arr, struct afc_member *m, unsign
 /* n <= AFC_MAX_MEMBERS, ids >= 1 and unique, names non-empty and unique, every string field
  * NUL-terminated within its buffer. Returns 0 or `code` (with why filled). */
 int codec_check_members(const struct afc_member *m, unsigned n, int code, struct afc_err *why);
+
+/* ---- failover payloads (codec_failover.c), shared by the commands and the snapshot ---- */
+
+/* Key/value pairs of one observation, without a map header (CODEC_OBS_KEYS pairs, in wire order:
+ * healthy, role, timeline, lsn, replay_lsn, lag_ms, upstream, local_dead, t_obs). `valid` is not
+ * on the wire: whoever holds the observation knows whether it has one. */
+#define CODEC_OBS_KEYS 9
+int codec_pack_obs_fields(msgpack_packer *pk, const struct afc_pg_obs *o);
+int codec_decode_obs_fields(const msgpack_object *map, struct afc_pg_obs *o, struct afc_err *why);
+
+/* One failover receipt as a map (the snapshot's "failover" and "failovers" entries). */
+int codec_pack_failover(msgpack_packer *pk, const struct afc_failover *f);
+int codec_decode_failover(const msgpack_object *o, struct afc_failover *f, struct afc_err *why);
+/* Strings terminated, step and names in range; 0 or `code`. */
+int codec_check_failover(const struct afc_failover *f, int code, struct afc_err *why);
+
+/* The four failover ops (observe, renew, failover-begin, failover-step): how many fields each
+ * writes, the semantic check shared by encode and decode, pack and decode of those fields. */
+unsigned codec_failover_field_count(enum afc_op op);
+int codec_check_failover_cmd(const struct afc_cmd *c, int code, struct afc_err *why);
+int codec_pack_failover_cmd(msgpack_packer *pk, const struct afc_cmd *c);
+int codec_decode_failover_cmd(const msgpack_object *m, struct afc_cmd *c, struct afc_err *why);
 
 /* True if `s` has a NUL within its first `cap` bytes. */
 bool codec_is_terminated(const char *s, size_t cap);

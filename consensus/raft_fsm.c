@@ -33,6 +33,8 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     struct afc_raft_fsm *a = adapter_of(rf);
     struct afc_err why = {0};
     uint64_t index = raft_last_applied(a->raft) + 1;
+    /* The local monotonic apply time: a RENEW copies it into lease_applied_ms (§4.2). */
+    a->fsm->apply_clock_ms = (uint64_t)a->raft->io->time(a->raft->io);
     enum afc_apply_result r = afc_fsm_apply(a->fsm, index, buf->base, buf->len, &why);
 
     if (r == AFC_APPLY_RETRY) {

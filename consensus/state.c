@@ -11,6 +11,9 @@
  * NUL, history written oldest -> newest (not the raw ring), zero padding to a multiple of 8. Equal
  * states therefore give equal bytes, and the digest is FNV-1a 64 over exactly those bytes, streamed
  * through a hashing msgpack writer so that computing it never allocates (and cannot fail).
+ *
+ * The failover ops (observe, renew, failover-begin, failover-step) and the snapshot keys for what
+ * they record (obs, lease, failover, failovers) live in state_failover.c.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -20,6 +23,7 @@
 
 #include "afc/state.h"
 #include "consensus/msgpack_util.h"
+#include "consensus/state_internal.h"
 
 #define SNAPSHOT_VERSION 1 /* "v" of the snapshot map; independent of AFC_CMD_VERSION */
 
@@ -59,9 +63,8 @@ const struct afc_event *afc_state_history_at(const struct afc_state *s, unsigned
 
 /* Append an event; the oldest is overwritten once the ring is full. The detail is display text:
  * if it does not fit it is cut (deterministically, identically on every node). */
-__attribute__((format(printf, 5, 6))) static void record_event(struct afc_state *s, uint64_t index,
-                                                               int64_t wall_ms, const char *kind,
-                                                               const char *fmt, ...)
+void state_record_event(struct afc_state *s, uint64_t index, int64_t wall_ms, const char *kind,
+                        const char *fmt, ...)
 {
     struct afc_event *e = &s->history[s->history_next % AFC_HISTORY_MAX];
     memset(e, 0, sizeof *e);
@@ -97,7 +100,7 @@ static int pack_state(msgpack_packer *pk, const struct afc_state *s)
     unsigned n_events = s->history_len < AFC_HISTORY_MAX ? s->history_len : AFC_HISTORY_MAX;
     struct afc_state view = *s;
     view.history_len = n_events;
-    int rc = msgpack_pack_map(pk, 7);
+    int rc = msgpack_pack_map(pk, 7 + STATE_FAILOVER_KEYS);
     rc |= codec_pack_kv_u64(pk, "v", SNAPSHOT_VERSION);
     rc |= codec_pack_cstr(pk, "members");
     rc |= codec_pack_members(pk, s->members, n_members);
@@ -110,7 +113,7 @@ static int pack_state(msgpack_packer *pk, const struct afc_state *s)
     for (unsigned i = 0; i < n_events && rc == 0; i++) {
         rc |= pack_event(pk, afc_state_history_at(&view, i));
     }
-    return rc;
+    return rc | state_pack_failover(pk, s);
 }
 
 /* The state must be one apply/decode could have produced: strings terminated, counts in range. */
@@ -128,7 +131,7 @@ static bool is_encodable(const struct afc_state *s)
             return false;
         }
     }
-    return true;
+    return state_failover_is_encodable(s);
 }
 
 int afc_state_encode(const struct afc_state *s, void **out, size_t *len)
@@ -229,7 +232,8 @@ static int decode_state_map(const msgpack_object *m, struct afc_state *s, struct
         codec_get_str(m, "primary", s->primary, sizeof s->primary, why) != 0 ||
         codec_get_bool(m, "paused", &s->paused, why) != 0 ||
         codec_get_u64(m, "applied_index", &s->applied_index, why) != 0 ||
-        decode_history(codec_map_find(m, "history"), s, why) != 0) {
+        decode_history(codec_map_find(m, "history"), s, why) != 0 ||
+        state_decode_failover(m, s, why) != 0) {
         return AFC_EMALFORMED;
     }
     if (s->primary[0] != '\0' && afc_state_member_by_name(s, s->primary) == NULL) {
@@ -298,6 +302,7 @@ void afc_fsm_restore(struct afc_fsm *fsm, const struct afc_state *s)
     memset(fsm->ring_index, 0, sizeof fsm->ring_index);
     memset(fsm->ring_digest, 0, sizeof fsm->ring_digest);
     fsm->ring_next = 0;
+    fsm->lease_applied_ms = 0; /* unknown when the restored renewal was applied: count from now */
     ring_push(fsm, s->applied_index, afc_state_digest(s));
 }
 
@@ -348,7 +353,7 @@ static enum afc_apply_result apply_init(struct afc_fsm *fsm, uint64_t index,
     memcpy(s->members, c->u.init.members, sizeof s->members);
     char names[AFC_DETAIL_MAX];
     member_names(s, names, sizeof names);
-    record_event(s, index, c->wall_ms, "initialized", "by=%s members=%s", c->by, names);
+    state_record_event(s, index, c->wall_ms, "initialized", "by=%s members=%s", c->by, names);
     return AFC_APPLY_OK;
 }
 
@@ -361,8 +366,8 @@ static enum afc_apply_result apply_pause(struct afc_fsm *fsm, uint64_t index,
         return AFC_APPLY_NOOP;
     }
     s->paused = c->u.pause.paused;
-    record_event(s, index, c->wall_ms, s->paused ? "paused" : "resumed", "by=%s reason=%s", c->by,
-                 c->u.pause.reason);
+    state_record_event(s, index, c->wall_ms, s->paused ? "paused" : "resumed", "by=%s reason=%s",
+                       c->by, c->u.pause.reason);
     return AFC_APPLY_OK;
 }
 
@@ -389,8 +394,9 @@ static enum afc_apply_result apply_promote(struct afc_fsm *fsm, uint64_t index,
     }
     s->epoch = c->u.promote.expect_epoch + 1;
     snprintf(s->primary, sizeof s->primary, "%s", region);
-    record_event(s, index, c->wall_ms, "promoted", "epoch=%" PRIu64 " region=%s reason=%s",
-                 s->epoch, region, c->u.promote.reason);
+    fsm->lease_applied_ms = 0; /* no renewal of the new primary and epoch applied yet */
+    state_record_event(s, index, c->wall_ms, "promoted", "epoch=%" PRIu64 " region=%s reason=%s",
+                       s->epoch, region, c->u.promote.reason);
     return AFC_APPLY_OK;
 }
 
@@ -420,13 +426,20 @@ static enum afc_apply_result apply_note(struct afc_fsm *fsm, uint64_t index,
                                         const struct afc_cmd *c, struct afc_err *why)
 {
     (void)why;
-    record_event(&fsm->state, index, c->wall_ms, c->u.note.kind, "%s", c->u.note.detail);
+    state_record_event(&fsm->state, index, c->wall_ms, c->u.note.kind, "%s", c->u.note.detail);
     return AFC_APPLY_OK;
 }
 
 static const apply_fn apply_handlers[AFC_OP__COUNT] = {
-    [AFC_OP_INIT] = apply_init,     [AFC_OP_PAUSE] = apply_pause, [AFC_OP_PROMOTE] = apply_promote,
-    [AFC_OP_DIGEST] = apply_digest, [AFC_OP_NOTE] = apply_note,
+    [AFC_OP_INIT] = apply_init,
+    [AFC_OP_PAUSE] = apply_pause,
+    [AFC_OP_PROMOTE] = apply_promote,
+    [AFC_OP_DIGEST] = apply_digest,
+    [AFC_OP_NOTE] = apply_note,
+    [AFC_OP_OBSERVE] = state_apply_observe,
+    [AFC_OP_RENEW] = state_apply_renew,
+    [AFC_OP_FAILOVER_BEGIN] = state_apply_failover_begin,
+    [AFC_OP_FAILOVER_STEP] = state_apply_failover_step,
 };
 
 static bool is_rejection(enum afc_apply_result r)

@@ -143,6 +143,9 @@ static void h_cluster(struct http_req *r)
                             (json_int_t)(s ? s->epoch : 0), "primary",
                             json_string_or_null(s ? s->primary : NULL), "paused",
                             s ? s->paused : false, "version", AFC_VERSION);
+    if (doc != NULL && s != NULL) {
+        api_cluster_add_failover(d, doc);
+    }
     reply_json(r, 200, doc);
 }
 
@@ -167,7 +170,9 @@ static void h_history(struct http_req *r)
             events = NULL;
         }
     }
-    reply_json(r, 200, json_pack("{s:o}", "events", events));
+    reply_json(r, 200,
+               json_pack("{s:o, s:o}", "events", events, "failovers",
+                         s ? api_failovers_json(s) : json_array()));
 }
 
 /* ---- metrics (Prometheus text format 0.0.4) ---- */
@@ -626,10 +631,16 @@ struct route {
 };
 
 static const struct route routes[] = {
-    {"/health/live", false, h_live},   {"/health/ready", false, h_ready},
-    {"/leader", false, h_leader},      {"/v1/cluster", false, h_cluster},
-    {"/v1/history", false, h_history}, {"/metrics", false, h_metrics},
-    {"/v1/pause", true, h_pause},      {"/v1/resume", true, h_resume},
+    {"/health/live", false, h_live},
+    {"/health/ready", false, h_ready},
+    {"/leader", false, h_leader},
+    {"/v1/cluster", false, h_cluster},
+    {"/v1/history", false, h_history},
+    {"/metrics", false, h_metrics},
+    {"/v1/pause", true, h_pause},
+    {"/v1/resume", true, h_resume},
+    {"/v1/internal/propose", true, api_internal_propose},
+    {"/v1/decision", false, api_decision},
 };
 
 static bool method_allowed(const struct route *rt, const char *method)

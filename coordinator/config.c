@@ -337,6 +337,18 @@ void afc_config_defaults(struct afc_config *c)
     c->digest_interval_ms = 5000;
     c->log_level = AFC_LOG_INFO;
     c->log_format = AFC_LOG_TEXT;
+    snprintf(c->pg_bin_dir, sizeof c->pg_bin_dir, "%s", "/usr/lib/postgresql/15/bin");
+    c->lease_ms = 2000;
+    c->lease_renew_ms = 500;
+    c->probe_local_ms = 500;
+    c->probe_remote_ms = 1000;
+    c->probe_rise = 2;
+    c->probe_fall = 3;
+    c->max_lag_bytes = 1048576;
+    c->failover_cooldown_ms = 300000;
+    for (unsigned i = 0; i < AFC_MAX_MEMBERS; i++) {
+        c->members[i].priority = 100;
+    }
 }
 
 /* One YAML document whose root is a mapping: anything after it ("---") is an error. */
@@ -698,9 +710,28 @@ static int env_secrets(struct afc_config *c, getenv_func getenv_fn, struct afc_e
     return rv;
 }
 
+/* Failover timings that only make sense together. */
+static int check_failover(struct afc_config *c, struct afc_err *err)
+{
+    if (c->lease_renew_ms >= c->lease_ms) {
+        return afc_err_set(err, AFC_ECONFIG,
+                           "%s: failover.lease_renew_ms: expected less than failover.lease_ms "
+                           "(%u), got %u",
+                           c->source, c->lease_ms, c->lease_renew_ms);
+    }
+    if (c->margin_ms == 0) {
+        c->margin_ms = c->lease_ms / 10 > 200 ? c->lease_ms / 10 : 200;
+    }
+    return 0;
+}
+
 /* After the overrides: the region is a member, and the API binds loopback unless allowed. */
 static int check_combination(struct afc_config *c, struct afc_err *err)
 {
+    int rv = check_failover(c, err);
+    if (rv != 0) {
+        return rv;
+    }
     char list[AFC_MAX_MEMBERS * (AFC_NAME_MAX + 2)], got[CONFIG_SHOW_MAX + 8];
     const struct afc_config_member *self;
 

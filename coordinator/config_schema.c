@@ -32,6 +32,9 @@ static const struct config_key member_keys[] = {
      .slot = S_M_ID},
     {.name = "raft", .type = K_RAFT_ADDR, .required = true, AT_MEMBER(raft_addr), .slot = S_M_RAFT},
     {.name = "api", .type = K_HTTP_URL, .required = true, AT_MEMBER(api_url), .slot = S_M_API},
+    {.name = "postgres", .type = K_SECRET, AT_MEMBER(postgres)},
+    {.name = "priority", .type = K_UINT, AT_MEMBER(priority), .min = 0, .max = 1000000},
+    {.name = "nofailover", .type = K_BOOL, AT_MEMBER(nofailover)},
     {.name = NULL},
 };
 
@@ -87,6 +90,32 @@ static const struct config_key log_keys[] = {
 
 static const struct config_key postgres_keys[] = {
     {.name = "url", .type = K_SECRET, AT_CFG(database_url)},
+    {.name = "data_dir", .type = K_ABSPATH, AT_CFG(pg_data_dir)},
+    {.name = "bin_dir", .type = K_ABSPATH, AT_CFG(pg_bin_dir)},
+    {.name = "run_as", .type = K_NAME, AT_CFG(pg_run_as)},
+    {.name = "options", .type = K_SECRET, AT_CFG(pg_options)},
+    {.name = "log_file", .type = K_ABSPATH, AT_CFG(pg_log_file)},
+    {.name = NULL},
+};
+
+static const struct config_key failover_keys[] = {
+    {.name = "lease_ms", .type = K_UINT, AT_CFG(lease_ms), .min = 100, .max = 600000},
+    {.name = "lease_renew_ms", .type = K_UINT, AT_CFG(lease_renew_ms), .min = 10, .max = 600000},
+    {.name = "margin_ms", .type = K_UINT, AT_CFG(margin_ms), .min = 0, .max = 600000},
+    {.name = "probe_local_ms", .type = K_UINT, AT_CFG(probe_local_ms), .min = 50, .max = 600000},
+    {.name = "probe_remote_ms", .type = K_UINT, AT_CFG(probe_remote_ms), .min = 50, .max = 600000},
+    {.name = "rise", .type = K_UINT, AT_CFG(probe_rise), .min = 1, .max = 100},
+    {.name = "fall", .type = K_UINT, AT_CFG(probe_fall), .min = 1, .max = 100},
+    {.name = "maximum_lag_on_failover",
+     .type = K_UINT,
+     AT_CFG(max_lag_bytes),
+     .min = 0,
+     .max = UINT64_MAX},
+    {.name = "cooldown_ms",
+     .type = K_UINT,
+     AT_CFG(failover_cooldown_ms),
+     .min = 0,
+     .max = UINT64_MAX},
     {.name = NULL},
 };
 
@@ -102,6 +131,7 @@ const struct config_key config_top_keys[] = {
     {.name = "raft", .type = K_MAP, .sub = raft_keys},
     {.name = "api", .type = K_MAP, .sub = api_keys},
     {.name = "cluster", .type = K_MAP, .sub = cluster_keys},
+    {.name = "failover", .type = K_MAP, .sub = failover_keys},
     {.name = "log", .type = K_MAP, .sub = log_keys},
     {.name = "postgres", .type = K_MAP, .sub = postgres_keys},
     {.name = "redis", .type = K_MAP, .sub = redis_keys},

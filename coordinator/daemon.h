@@ -16,7 +16,9 @@
 #include "afc/config.h"
 #include "afc/consensus.h"
 
-struct afc_http; /* http.c */
+struct afc_http;   /* http.c */
+struct afc_report; /* report.c: a report on its way to the leader */
+struct afc_agent;  /* agent.c: probes, lease, fencing, decisions */
 
 struct afc_daemon {
     uv_loop_t *loop;
@@ -30,6 +32,8 @@ struct afc_daemon {
     bool joined; /* has applied the init command (knows the member list) */
     bool init_in_flight;
     struct afc_propose init_req;
+    struct afc_report *reports; /* network reports in flight (report.c) */
+    struct afc_agent *agent;    /* NULL until started */
     int exit_code;
     bool stopping;
 };

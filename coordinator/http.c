@@ -117,6 +117,11 @@ struct fwd_multi *http_fwd(const struct http_req *r)
     return r->h->fwd;
 }
 
+struct fwd_multi *http_daemon_fwd(const struct afc_daemon *d)
+{
+    return d->http != NULL && !d->http->stopping ? d->http->fwd : NULL;
+}
+
 unsigned http_status_count(const struct afc_daemon *d, unsigned i, unsigned *code, uint64_t *count)
 {
     const struct afc_http *h = d->http;

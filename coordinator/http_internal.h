@@ -42,6 +42,8 @@ const char *http_req_header(const struct http_req *r, const char *name);
 const char *http_req_body(const struct http_req *r, size_t *len);
 /* The daemon's forwarder (forward.c), for api.c. */
 struct fwd_multi *http_fwd(const struct http_req *r);
+/* The same, from the daemon (report.c); NULL before the API started or after it stopped. */
+struct fwd_multi *http_daemon_fwd(const struct afc_daemon *d);
 
 /* Answer. `body` is transferred (malloc'd, freed by http.c, may be NULL for empty). `ctype` is
  * borrowed (a string literal). Only the first answer counts; later ones are freed and ignored. If
@@ -67,6 +69,21 @@ unsigned http_status_count(const struct afc_daemon *d, unsigned i, unsigned *cod
 
 /* Handle one complete request: reply synchronously or http_suspend. Never fails. */
 void api_dispatch(struct http_req *r);
+/* POST /v1/internal/propose (api_internal.c). */
+void api_internal_propose(struct http_req *r);
+
+/* ---- failover views (api_failover.c) ---- */
+
+struct afc_pg_obs;
+struct afc_failover;
+struct afc_state;
+json_t *api_pg_obs_json(const struct afc_pg_obs *o);     /* null if not valid */
+json_t *api_failover_json(const struct afc_failover *f); /* null if none ever ran */
+json_t *api_failovers_json(const struct afc_state *s);   /* receipts, oldest first */
+/* Add "postgres", "lease" and "failover" to a /v1/cluster document. */
+void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc);
+/* GET /v1/decision */
+void api_decision(struct http_req *r);
 
 /* ---- forwarding to the leader (forward.c) ---- */
 

@@ -20,6 +20,8 @@
 
 #include "afc/log.h"
 #include "coordinator/daemon.h"
+#include "coordinator/agent.h"
+#include "coordinator/report.h"
 
 enum {
     EXIT_RUNTIME = 1,
@@ -105,6 +107,7 @@ static void role_changed(struct afc_node *n, int old_state, int new_state, bool 
     struct afc_daemon *d = n->hooks.data;
     (void)old_state;
     (void)new_state;
+    afc_agent_role_changed(d, ready);
     if (ready) {
         maybe_commit_members(d);
     }
@@ -119,6 +122,7 @@ static void applied(struct afc_node *n, uint64_t index, enum afc_apply_result r,
                  afc_apply_result_name(r), why ? why->msg : "");
     }
     update_joined(d);
+    afc_agent_applied(d);
 }
 
 static void diverged(struct afc_node *n, uint64_t index)
@@ -149,6 +153,15 @@ static void http_stopped_cb(struct afc_daemon *d)
     afc_node_close(&d->node, node_closed_cb);
 }
 
+static void agent_stopped_cb(struct afc_daemon *d)
+{
+    if (d->http != NULL) {
+        afc_http_stop(d, http_stopped_cb);
+    } else {
+        http_stopped_cb(d);
+    }
+}
+
 static void daemon_stop(struct afc_daemon *d, int exit_code)
 {
     if (exit_code > d->exit_code) {
@@ -159,11 +172,8 @@ static void daemon_stop(struct afc_daemon *d, int exit_code)
     }
     d->stopping = true;
     afc_event("shutdown", "exit=%d", d->exit_code);
-    if (d->http != NULL) {
-        afc_http_stop(d, http_stopped_cb);
-    } else {
-        http_stopped_cb(d);
-    }
+    afc_report_abort_all(d); /* before the HTTP client that carries them closes */
+    afc_agent_stop(d, agent_stopped_cb);
 }
 
 static void signal_cb(uv_signal_t *h, int signum)
@@ -318,6 +328,10 @@ static int run(struct afc_daemon *d)
         afc_error("while starting the HTTP API: %s", err.msg);
         fprintf(stderr, "aragora-coordinator: %s\n", err.msg);
         daemon_stop(d, EXIT_RUNTIME);
+    } else if (afc_agent_start(d, &err) != 0) {
+        afc_error("while starting the failover agent: %s", err.msg);
+        fprintf(stderr, "aragora-coordinator: %s\n", err.msg);
+        daemon_stop(d, EXIT_RUNTIME);
     } else {
         afc_event("started", "version=%s raft=%s api=%s", AFC_VERSION,
                   afc_config_self(&d->cfg)->raft_addr, d->cfg.api_listen);
@@ -345,6 +359,7 @@ int main(int argc, char **argv)
     d.started_mono_ms = uv_now(&loop);
     d.started_wall_ms = wall_now_ms();
     int code = run(&d);
+    afc_agent_free(&d);
     int rv = uv_loop_close(&loop);
     if (rv != 0) {
         afc_warn("event loop closed with handles still open: %s", uv_strerror(rv));

@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
     build-essential meson ninja-build pkgconf clang-format
     libraft-dev libuv1-dev libmsgpack-dev libyaml-dev libmicrohttpd-dev
-    libcurl4-openssl-dev libjansson-dev libssl-dev
+    libcurl4-openssl-dev libjansson-dev libssl-dev libpq-dev postgresql-15
     python3 curl procps util-linux
 )
 missing=()

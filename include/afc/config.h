@@ -24,6 +24,10 @@ struct afc_config_member {
     char name[AFC_NAME_MAX];
     char raft_addr[AFC_ADDR_MAX]; /* IPv4 literal a.b.c.d:port */
     char api_url[AFC_URL_MAX];    /* http://host:port */
+    char postgres[AFC_PATH_MAX];  /* libpq conninfo others use to reach this region's PostgreSQL
+                                     (no password: use a passfile); "" = not managed */
+    unsigned priority;            /* candidate tie-break, higher wins; default 100 */
+    bool nofailover;              /* never promote this region automatically */
 };
 
 struct afc_config {
@@ -58,7 +62,24 @@ struct afc_config {
     enum afc_log_format log_format;
 
     /* deployment guide environment (kept for later subsystems; never logged if secret) */
-    char database_url[AFC_PATH_MAX]; /* postgres.url or DATABASE_URL */
+    char database_url[AFC_PATH_MAX]; /* postgres.url or DATABASE_URL: the local PostgreSQL */
+    /* the local PostgreSQL, for fencing, restart, promotion and rejoin (issue 3) */
+    char pg_data_dir[AFC_PATH_MAX]; /* postgres.data_dir */
+    char pg_bin_dir[AFC_PATH_MAX];  /* postgres.bin_dir, default /usr/lib/postgresql/15/bin */
+    char pg_run_as[AFC_NAME_MAX];   /* postgres.run_as: OS user for pg_ctl & co. when root */
+    char pg_options[AFC_PATH_MAX];  /* postgres.options: node-local server options (pg_ctl -o),
+                                       kept outside PGDATA so a rewind cannot carry them over */
+    char pg_log_file[AFC_PATH_MAX]; /* postgres.log_file */
+    /* failover timings (ARCHITECTURE §9) */
+    unsigned lease_ms;               /* 2000 */
+    unsigned lease_renew_ms;         /* 500, < lease_ms */
+    unsigned margin_ms;              /* 0 = max(200, lease_ms / 10) */
+    unsigned probe_local_ms;         /* 500 */
+    unsigned probe_remote_ms;        /* 1000 */
+    unsigned probe_rise;             /* 2 */
+    unsigned probe_fall;             /* 3 */
+    uint64_t max_lag_bytes;          /* maximum_lag_on_failover, 1 MiB; 0 = no limit */
+    uint64_t failover_cooldown_ms;   /* 300000 */
     char redis_url[AFC_PATH_MAX];    /* redis.url or REDIS_URL */
     bool federation_enabled;         /* FEDERATION_ENABLED */
     char primary_hint[AFC_NAME_MAX]; /* ARAGORA_PRIMARY (bootstrap hint only) */

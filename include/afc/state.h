@@ -18,27 +18,32 @@
 #include <stdint.h>
 
 #include "afc/error.h"
+#include "afc/failover.h"
 
 typedef uint64_t afc_epoch;     /* fencing token: strictly increasing */
 typedef uint64_t afc_region_id; /* raft server id of a region's coordinator, >= 1 */
 
-#define AFC_MAX_MEMBERS  9    /* members are a list; 3 and 5 are the tested sizes */
-#define AFC_NAME_MAX     32   /* region name incl. NUL, e.g. "us-east-2" */
-#define AFC_ADDR_MAX     64   /* raft address "a.b.c.d:port" incl. NUL */
-#define AFC_URL_MAX      128  /* API URL incl. NUL */
-#define AFC_HISTORY_MAX  64   /* bounded event history (ring) */
-#define AFC_DETAIL_MAX   128  /* history detail text incl. NUL */
-#define AFC_DIGEST_RING  128  /* how many recent (index, digest) pairs a node remembers */
-#define AFC_CMD_VERSION  1    /* wire format version written by this build */
-#define AFC_CMD_MAX_SIZE 4096 /* larger encoded commands are rejected (AFC_ETOOBIG) */
-
+#define AFC_MAX_MEMBERS   9    /* members are a list; 3 and 5 are the tested sizes */
+#define AFC_NAME_MAX      32   /* region name incl. NUL, e.g. "us-east-2" */
+#define AFC_ADDR_MAX      64   /* raft address "a.b.c.d:port" incl. NUL */
+#define AFC_URL_MAX       128  /* API URL incl. NUL */
+#define AFC_HISTORY_MAX   64   /* bounded event history (ring) */
+#define AFC_DETAIL_MAX    128  /* history detail text incl. NUL */
+#define AFC_DIGEST_RING   128  /* how many recent (index, digest) pairs a node remembers */
+#define AFC_CMD_VERSION   1    /* wire format version written by this build */
+#define AFC_CMD_MAX_SIZE  4096 /* larger encoded commands are rejected (AFC_ETOOBIG) */
+#define AFC_FAILOVERS_MAX 16   /* failover receipts kept in the state (ring) */
 /* Command operations. X(enum, wire-name) */
 #define AFC_OPS(X)                                                                                 \
     X(AFC_OP_INIT, "init")       /* set the member list once (first leader after bootstrap) */     \
     X(AFC_OP_PAUSE, "pause")     /* set/clear the paused (maintenance) flag */                     \
     X(AFC_OP_PROMOTE, "promote") /* epoch CAS: epoch must equal expect_epoch + 1 */                \
     X(AFC_OP_DIGEST, "digest")   /* leader's state digest at an earlier index */                   \
-    X(AFC_OP_NOTE, "note")       /* free-form operator/event note into history */
+    X(AFC_OP_NOTE, "note")       /* free-form operator/event note into history */                  \
+    X(AFC_OP_OBSERVE, "observe") /* observer's view of one region's PostgreSQL changed */          \
+    X(AFC_OP_RENEW, "renew")     /* the primary's coordinator renews its write lease */            \
+    X(AFC_OP_FAILOVER_BEGIN, "failover-begin") /* epoch CAS: decide from → to */                 \
+    X(AFC_OP_FAILOVER_STEP, "failover-step")   /* advance the current failover (step table) */
 
 enum afc_op {
 #define AFC_OP_ENUM(e, s) e,
@@ -83,6 +88,34 @@ struct afc_cmd {
             char kind[AFC_NAME_MAX];
             char detail[AFC_DETAIL_MAX];
         } note;
+        struct {
+            char observer[AFC_NAME_MAX];
+            char target[AFC_NAME_MAX];
+            struct afc_pg_obs obs; /* obs.valid is set by apply */
+        } observe;
+        struct {
+            char region[AFC_NAME_MAX]; /* must be the authorized primary */
+            afc_epoch epoch;           /* must be the current epoch */
+            uint64_t seq;              /* renewer's sequence number, echoed in state.lease */
+        } renew;
+        struct {
+            afc_epoch expect_epoch; /* CAS: state.epoch must equal it; the new epoch is +1 */
+            char from[AFC_NAME_MAX];
+            char to[AFC_NAME_MAX];
+            char reason[96];
+            bool planned;
+            bool forced;
+            int64_t detected_ms;
+            uint64_t old_lsn;
+            uint64_t term; /* proposer's Raft term, for the receipt */
+        } failover_begin;
+        struct {
+            afc_epoch epoch; /* must be the current failover's epoch */
+            uint8_t step;    /* enum afc_fo_step; legal per afc_fo_step_allowed() */
+            uint32_t timeline;
+            uint64_t lsn;
+            char detail[AFC_DETAIL_MAX];
+        } failover_step;
     } u;
 };
 
@@ -104,6 +137,23 @@ struct afc_state {
     unsigned history_len;   /* number of valid events, <= AFC_HISTORY_MAX */
     unsigned history_next;  /* ring write position */
     struct afc_event history[AFC_HISTORY_MAX];
+
+    /* obs[i][j]: what member i's coordinator last reported about member j's PostgreSQL */
+    struct afc_pg_obs obs[AFC_MAX_MEMBERS][AFC_MAX_MEMBERS];
+
+    /* the write lease of the authorized primary (§4.2) */
+    struct {
+        char region[AFC_NAME_MAX];
+        afc_epoch epoch;
+        uint64_t seq;
+        uint64_t index; /* log index of the last applied renewal */
+    } lease;
+
+    /* the current (or last) failover, and the receipts of the last AFC_FAILOVERS_MAX ones */
+    struct afc_failover failover;
+    unsigned failovers_len;
+    unsigned failovers_next;
+    struct afc_failover failovers[AFC_FAILOVERS_MAX];
 };
 
 /* Outcome of applying one command; reaches the proposer only. */
@@ -148,6 +198,12 @@ struct afc_fsm {
     uint64_t diverged_index;
     /* counters for metrics */
     uint64_t rejected_commands;
+    /* Local, never replicated, never in the digest: the adapter sets apply_clock_ms to the node's
+     * monotonic clock (raft io->time) before each apply; applying a RENEW of the current primary
+     * and epoch copies it into lease_applied_ms (§4.2: the leader counts the lease from the
+     * *apply* time of the last renewal). */
+    uint64_t apply_clock_ms;
+    uint64_t lease_applied_ms;
 };
 
 void afc_fsm_init(struct afc_fsm *fsm);

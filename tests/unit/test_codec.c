@@ -10,6 +10,7 @@
 
 #include "afc/state.h"
 #include "tests/test.h"
+#include "tests/unit/failover_samples.h"
 
 /* ---- helpers ---- */
 
@@ -59,9 +60,12 @@ static struct afc_cmd sample(enum afc_op op)
         c.u.digest.at_index = 123456789;
         c.u.digest.digest = 0xfedcba9876543210ULL;
         break;
-    default:
+    case AFC_OP_NOTE:
         snprintf(c.u.note.kind, sizeof c.u.note.kind, "failover-decided");
         snprintf(c.u.note.detail, sizeof c.u.note.detail, "epoch=7 from=a to=b");
+        break;
+    default:
+        sample_failover(&c);
         break;
     }
     return c;
@@ -100,9 +104,11 @@ static bool cmd_equal(const struct afc_cmd *a, const struct afc_cmd *b)
     case AFC_OP_DIGEST:
         return a->u.digest.at_index == b->u.digest.at_index &&
                a->u.digest.digest == b->u.digest.digest;
-    default:
+    case AFC_OP_NOTE:
         return strcmp(a->u.note.kind, b->u.note.kind) == 0 &&
                strcmp(a->u.note.detail, b->u.note.detail) == 0;
+    default:
+        return failover_cmd_equal(a, b);
     }
 }
 

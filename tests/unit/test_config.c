@@ -53,6 +53,12 @@ static void test_full_config(void)
                                     "  format: json\n"
                                     "postgres:\n"
                                     "  url: postgresql://aragora@127.0.0.1/postgres\n"
+                                    "  data_dir: /var/lib/postgresql/15/main\n"
+                                    "  run_as: postgres\n"
+                                    "  options: '-p 5433'\n"
+                                    "failover:\n"
+                                    "  lease_ms: 3000\n"
+                                    "  maximum_lag_on_failover: 16777216\n"
                                     "redis: {url: 'redis://127.0.0.1:6379/0'}\n";
     struct afc_config c;
     struct afc_err err;
@@ -70,6 +76,15 @@ static void test_full_config(void)
     CHECK_EQ_STR(c.members[2].raft_addr, "127.0.0.1:7003");
     CHECK_EQ_STR(c.members[2].api_url, "http://127.0.0.1:8083");
     CHECK_EQ_INT(c.election_timeout_ms, 2000);
+    CHECK_EQ_STR(c.pg_data_dir, "/var/lib/postgresql/15/main");
+    CHECK_EQ_STR(c.pg_bin_dir, "/usr/lib/postgresql/15/bin"); /* default */
+    CHECK_EQ_STR(c.pg_run_as, "postgres");
+    CHECK_EQ_STR(c.pg_options, "-p 5433");
+    CHECK_EQ_INT(c.lease_ms, 3000);
+    CHECK_EQ_INT(c.lease_renew_ms, 500); /* default */
+    CHECK_EQ_INT(c.max_lag_bytes, 16777216);
+    CHECK_EQ_INT(c.members[0].priority, 100); /* default */
+    CHECK(!c.members[0].nofailover);
     CHECK_EQ_INT(c.heartbeat_timeout_ms, 150);
     CHECK_EQ_INT(c.snapshot_threshold, 1024); /* defaults */
     CHECK_EQ_INT(c.snapshot_trailing, 128);
@@ -125,7 +140,11 @@ static const struct bad_case bad_cases[] = {
     {"unknown top-level key", BASE "colour: blue\n",
      SRC
      ":16: unknown key 'colour'; expected one of: region, data_dir, members, raft, api, cluster, "
-     "log, postgres, redis"},
+     "failover, log, postgres, redis"},
+    {"failover key out of range", BASE "failover:\n  lease_ms: 50\n",
+     SRC ":17: failover.lease_ms: expected an integer from 100 to 600000, got '50'"},
+    {"member priority not a number", BASE "    priority: high\n",
+     SRC ":16: members[2].priority: expected an integer from 0 to 1000000, got 'high'"},
     {"unknown nested key", BASE "raft:\n  election_timeout: 900\n",
      SRC ":17: raft: unknown key 'election_timeout'; expected one of: election_timeout_ms, "
          "heartbeat_timeout_ms, snapshot_threshold, snapshot_trailing, digest_interval_ms, bind"},
@@ -400,6 +419,10 @@ static const struct env_case env_cases[] = {
      {"ARAGORA_API_TOKEN", "s3cret value"},
      "ARAGORA_API_TOKEN: expected 1 to 255 printable characters without spaces (value not "
      "shown)"},
+    {"lease renewal not shorter than the lease",
+     BASE "failover:\n  lease_ms: 1000\n  lease_renew_ms: 1000\n",
+     {NULL},
+     SRC ": failover.lease_renew_ms: expected less than failover.lease_ms (1000), got 1000"},
     {"cluster secret not set",
      BASE,
      {"ARAGORA_CLUSTER_SECRET", ""},

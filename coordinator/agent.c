@@ -1,0 +1,537 @@
+/*
+ * The failover agent (coordinator/agent.h).
+ *
+ * One 100 ms tick drives everything that is not a callback: retrying observation reports that did
+ * not reach the leader, renewing the lease, checking whether the local PostgreSQL must be fenced,
+ * and — on the ready leader — running the decision core. Probe results arrive through the
+ * prober's `changed` callback; lease renewals are confirmed by watching the applied state.
+ *
+ * Lifetime: the agent's memory lives until afc_agent_free() after the loop has ended, because a
+ * report proposed locally completes only when the node closes, after the agent has stopped; its
+ * callbacks then see `stopping` and do nothing.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "afc/log.h"
+#include "afc/pg_probe.h"
+#include "afc/run.h"
+#include "coordinator/agent.h"
+#include "coordinator/daemon.h"
+#include "coordinator/report.h"
+
+#define TICK_MS      100
+#define RENEW_RING   64
+#define STOP_TIMEOUT 60000 /* pg_ctl stop -m fast */
+
+struct obs_slot {
+    struct afc_agent *a;
+    unsigned target; /* prober index */
+    int member;      /* config member index */
+    uint64_t gen;    /* bumped on every change */
+    uint64_t sent_gen;
+    bool dirty; /* the latest change is not committed yet */
+    bool in_flight;
+};
+
+struct afc_agent {
+    struct afc_daemon *d;
+    struct afc_pg_prober *prober;
+    unsigned n_targets;
+    int self_target; /* prober index of our own region, -1 if not probed */
+    struct obs_slot slots[AFC_MAX_MEMBERS];
+    uv_timer_t tick;
+    bool stopping;
+    bool tick_closed, prober_stopped;
+    void (*stop_cb)(struct afc_daemon *d);
+    /* lease (§4.2) */
+    uint64_t renew_seq;
+    uint64_t renew_sent_ms[RENEW_RING];
+    uint64_t next_renew_ms;
+    uint64_t lease_valid_until_ms;
+    uint64_t lease_seq_seen;
+    afc_epoch lease_epoch;
+    /* fencing */
+    bool fence_running;
+    afc_epoch fenced_epoch;
+    uint64_t next_fence_ms; /* after a failed stop, try again no sooner than this */
+    /* leader */
+    uint64_t ready_since_ms;
+    uint64_t last_failover_ms;
+    bool decide_in_flight;
+    struct afc_propose decide_req;
+    char refused[AFC_DETAIL_MAX];
+};
+
+static int64_t wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_ms(const struct afc_agent *a)
+{
+    return uv_now(a->d->loop);
+}
+
+static const struct afc_state *state_of(const struct afc_agent *a)
+{
+    return afc_node_state(&a->d->node);
+}
+
+static void cmd_init(const struct afc_agent *a, struct afc_cmd *cmd, enum afc_op op)
+{
+    memset(cmd, 0, sizeof *cmd);
+    cmd->op = op;
+    cmd->wall_ms = wall_now_ms();
+    snprintf(cmd->by, sizeof cmd->by, "%s", a->d->cfg.region);
+}
+
+/* ---- observations ---- */
+
+static void try_report(struct obs_slot *s);
+
+static void obs_report_cb(void *data, int status, enum afc_apply_result result)
+{
+    struct obs_slot *s = data;
+    s->in_flight = false;
+    if (s->a->stopping) {
+        return;
+    }
+    if (status == 0 && s->sent_gen == s->gen) {
+        s->dirty = false;
+    } else if (status != 0) {
+        afc_debug("observation of %s not committed yet (%s); will retry",
+                  s->a->d->cfg.members[s->member].name, afc_strerror(status));
+    }
+    (void)result;
+}
+
+static void try_report(struct obs_slot *s)
+{
+    struct afc_agent *a = s->a;
+    const struct afc_pg_obs *obs = afc_pg_prober_obs(a->prober, s->target);
+    if (s->in_flight || !s->dirty || obs == NULL || !obs->valid) {
+        return;
+    }
+    struct afc_cmd cmd;
+    cmd_init(a, &cmd, AFC_OP_OBSERVE);
+    snprintf(cmd.u.observe.observer, AFC_NAME_MAX, "%s", a->d->cfg.region);
+    snprintf(cmd.u.observe.target, AFC_NAME_MAX, "%s", a->d->cfg.members[s->member].name);
+    cmd.u.observe.obs = *obs;
+    cmd.u.observe.obs.wall_ms = cmd.wall_ms;
+    s->sent_gen = s->gen;
+    if (afc_report_send(a->d, &cmd, obs_report_cb, s) == 0) {
+        s->in_flight = true;
+    }
+}
+
+static void changed_cb(void *data, unsigned index, const struct afc_pg_obs *obs)
+{
+    struct afc_agent *a = data;
+    (void)obs;
+    if (index >= a->n_targets || a->stopping) {
+        return;
+    }
+    a->slots[index].gen++;
+    a->slots[index].dirty = true;
+    try_report(&a->slots[index]);
+}
+
+/* ---- the lease ---- */
+
+static bool is_authorized_primary(const struct afc_agent *a)
+{
+    const struct afc_state *s = state_of(a);
+    return s->epoch > 0 && strcmp(s->primary, a->d->cfg.region) == 0;
+}
+
+static const struct afc_pg_obs *local_obs(const struct afc_agent *a)
+{
+    return a->self_target >= 0 ? afc_pg_prober_obs(a->prober, (unsigned)a->self_target) : NULL;
+}
+
+static bool local_is_primary(const struct afc_agent *a)
+{
+    const struct afc_pg_obs *o = local_obs(a);
+    return o != NULL && o->valid && o->healthy && o->role == AFC_PG_PRIMARY;
+}
+
+static void renew_cb(void *data, int status, enum afc_apply_result result)
+{
+    (void)data;
+    if (status != 0 || result != AFC_APPLY_OK) {
+        afc_debug("lease renewal not applied: %s / %s", afc_strerror(status),
+                  afc_apply_result_name(result));
+    }
+}
+
+static void maybe_renew(struct afc_agent *a)
+{
+    const struct afc_state *s = state_of(a);
+    if (!is_authorized_primary(a) || !local_is_primary(a) || now_ms(a) < a->next_renew_ms) {
+        return;
+    }
+    a->next_renew_ms = now_ms(a) + a->d->cfg.lease_renew_ms;
+    struct afc_cmd cmd;
+    cmd_init(a, &cmd, AFC_OP_RENEW);
+    snprintf(cmd.u.renew.region, AFC_NAME_MAX, "%s", a->d->cfg.region);
+    cmd.u.renew.epoch = s->epoch;
+    cmd.u.renew.seq = ++a->renew_seq;
+    /* §4.2: the lease counts from when the renewal was *sent*, so record that now */
+    a->renew_sent_ms[a->renew_seq % RENEW_RING] = now_ms(a);
+    afc_report_send(a->d, &cmd, renew_cb, NULL);
+}
+
+void afc_agent_applied(struct afc_daemon *d)
+{
+    struct afc_agent *a = d->agent;
+    if (a == NULL) {
+        return;
+    }
+    const struct afc_state *s = state_of(a);
+    if (strcmp(s->lease.region, d->cfg.region) != 0 || s->lease.epoch != s->epoch ||
+        s->lease.seq == a->lease_seq_seen) {
+        return;
+    }
+    a->lease_seq_seen = s->lease.seq;
+    /* only our own renewals of this run: the send time is known for the last RENEW_RING */
+    if (s->lease.seq == 0 || s->lease.seq > a->renew_seq ||
+        a->renew_seq - s->lease.seq >= RENEW_RING) {
+        return;
+    }
+    uint64_t until = a->renew_sent_ms[s->lease.seq % RENEW_RING] + d->cfg.lease_ms;
+    if (until > a->lease_valid_until_ms || a->lease_epoch != s->epoch) {
+        a->lease_valid_until_ms = until;
+        a->lease_epoch = s->epoch;
+    }
+}
+
+bool afc_agent_lease(const struct afc_daemon *d, int64_t *remaining_ms)
+{
+    const struct afc_agent *a = d->agent;
+    if (a == NULL || !is_authorized_primary(a) || a->lease_epoch != state_of(a)->epoch) {
+        *remaining_ms = 0;
+        return false;
+    }
+    *remaining_ms = (int64_t)a->lease_valid_until_ms - (int64_t)now_ms(a);
+    return *remaining_ms > 0;
+}
+
+/* ---- fencing: our PostgreSQL runs as primary without the right to (§4.2, §4.3 layer 1) ---- */
+
+static void fence_done_cb(struct afc_run *run, const struct afc_run_result *res, void *data)
+{
+    struct afc_agent *a = data;
+    char how[96];
+    (void)run;
+    a->fence_running = false;
+    afc_run_describe(res, how, sizeof how);
+    if (res->term_signal == 0 && res->exit_status == 0) {
+        afc_event("fenced", "region=%s epoch=%" PRIu64 " how=pg_ctl-stop-fast", a->d->cfg.region,
+                  a->fenced_epoch);
+    } else {
+        afc_error("while fencing %s: pg_ctl stop: %s: %s", a->d->cfg.region, how, res->output);
+        a->next_fence_ms = now_ms(a) + 2000;
+    }
+}
+
+static void fence(struct afc_agent *a, const char *why)
+{
+    const struct afc_config *c = &a->d->cfg;
+    char pg_ctl[AFC_PATH_MAX + 16];
+    snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", c->pg_bin_dir);
+    const char *argv[] = {pg_ctl, "stop", "-D", c->pg_data_dir, "-m", "fast", "-w", NULL};
+    struct afc_run_options opt = {.argv = argv, .run_as = c->pg_run_as, .timeout_ms = STOP_TIMEOUT};
+    struct afc_err err = {0};
+    a->fenced_epoch = state_of(a)->epoch;
+    afc_event("fencing", "region=%s epoch=%" PRIu64 " reason=%s", c->region, a->fenced_epoch, why);
+    if (afc_run_start(a->d->loop, &opt, fence_done_cb, a, NULL, &err) == 0) {
+        a->fence_running = true;
+    } else {
+        afc_error("while fencing %s: %s", c->region, err.msg);
+    }
+}
+
+static void maybe_fence(struct afc_agent *a)
+{
+    const struct afc_state *s = state_of(a);
+    if (a->d->cfg.pg_data_dir[0] == '\0' || a->fence_running || s->epoch == 0 ||
+        now_ms(a) < a->next_fence_ms || !local_is_primary(a)) {
+        return;
+    }
+    if (!is_authorized_primary(a)) {
+        fence(a, "not-authorized");
+    } else if (now_ms(a) >= a->lease_valid_until_ms) {
+        fence(a, "lease-expired");
+    }
+}
+
+/* ---- the leader's decisions ---- */
+
+static void decide_config(const struct afc_daemon *d, struct afc_decide_config *c)
+{
+    const struct afc_state *s = afc_node_state(&d->node);
+    memset(c, 0, sizeof *c);
+    c->lease_ms = d->cfg.lease_ms;
+    c->margin_ms = d->cfg.margin_ms;
+    c->max_lag_bytes = d->cfg.max_lag_bytes;
+    c->cooldown_ms = d->cfg.failover_cooldown_ms;
+    c->n_members = s->n_members;
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        c->priority[i] = 100;
+        for (unsigned j = 0; j < d->cfg.n_members; j++) {
+            if (strcmp(d->cfg.members[j].name, s->members[i].name) == 0) {
+                c->priority[i] = (int)d->cfg.members[j].priority;
+                c->nofailover[i] = d->cfg.members[j].nofailover;
+            }
+        }
+    }
+}
+
+void afc_agent_decide(const struct afc_daemon *d, struct afc_decision *out)
+{
+    const struct afc_agent *a = d->agent;
+    struct afc_decide_config c;
+    decide_config(d, &c);
+    struct afc_decide_input in = {
+        .state = afc_node_state(&d->node),
+        .cfg = &c,
+        .leader_ready = afc_node_is_ready(&d->node),
+        .now_ms = uv_now(d->loop),
+        .lease_applied_ms = d->node.fsm.lease_applied_ms,
+        .ready_since_ms = a != NULL ? a->ready_since_ms : 0,
+        .last_failover_ms = a != NULL ? a->last_failover_ms : 0,
+    };
+    afc_decide(&in, out);
+}
+
+static void decide_done_cb(struct afc_propose *p, int status, enum afc_apply_result result)
+{
+    struct afc_agent *a = p->data;
+    a->decide_in_flight = false;
+    if (status != 0 || (result != AFC_APPLY_OK && result != AFC_APPLY_NOOP)) {
+        afc_warn("decision not applied: %s / %s", afc_strerror(status),
+                 afc_apply_result_name(result));
+    }
+}
+
+static void propose_decision(struct afc_agent *a, const struct afc_cmd *cmd)
+{
+    a->decide_req.data = a;
+    if (afc_node_propose(&a->d->node, &a->decide_req, cmd, decide_done_cb) == 0) {
+        a->decide_in_flight = true;
+    }
+}
+
+static void act_adopt(struct afc_agent *a, const struct afc_decision *dec)
+{
+    struct afc_cmd cmd;
+    cmd_init(a, &cmd, AFC_OP_PROMOTE);
+    snprintf(cmd.u.promote.region, AFC_NAME_MAX, "%s", dec->to);
+    cmd.u.promote.expect_epoch = 0;
+    snprintf(cmd.u.promote.reason, sizeof cmd.u.promote.reason, "%s", "adopted running primary");
+    afc_event("adopting", "region=%s", dec->to);
+    propose_decision(a, &cmd);
+}
+
+static uint64_t last_known_lsn(const struct afc_state *s, const char *region)
+{
+    uint64_t best = 0;
+    for (unsigned j = 0; j < s->n_members && j < AFC_MAX_MEMBERS; j++) {
+        if (strcmp(s->members[j].name, region) != 0) {
+            continue;
+        }
+        for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+            best = s->obs[i][j].valid && s->obs[i][j].lsn > best ? s->obs[i][j].lsn : best;
+        }
+    }
+    return best;
+}
+
+static void act_begin(struct afc_agent *a, const struct afc_decision *dec)
+{
+    struct afc_cmd cmd;
+    cmd_init(a, &cmd, AFC_OP_FAILOVER_BEGIN);
+    cmd.u.failover_begin.expect_epoch = dec->expect_epoch;
+    snprintf(cmd.u.failover_begin.from, AFC_NAME_MAX, "%s", dec->from);
+    snprintf(cmd.u.failover_begin.to, AFC_NAME_MAX, "%s", dec->to);
+    snprintf(cmd.u.failover_begin.reason, sizeof cmd.u.failover_begin.reason, "%s", dec->reason);
+    cmd.u.failover_begin.detected_ms = cmd.wall_ms;
+    cmd.u.failover_begin.old_lsn = last_known_lsn(state_of(a), dec->from);
+    cmd.u.failover_begin.term = afc_node_term(&a->d->node);
+    a->last_failover_ms = now_ms(a);
+    propose_decision(a, &cmd);
+}
+
+static void leader_tick(struct afc_agent *a)
+{
+    if (!afc_node_is_ready(&a->d->node) || a->decide_in_flight) {
+        return;
+    }
+    struct afc_decision dec;
+    afc_agent_decide(a->d, &dec);
+    switch (dec.action) {
+    case AFC_ACT_ADOPT:
+        act_adopt(a, &dec);
+        break;
+    case AFC_ACT_BEGIN_FAILOVER:
+        act_begin(a, &dec);
+        break;
+    case AFC_ACT_REFUSE_ADOPT:
+        if (strcmp(a->refused, dec.reason) != 0) {
+            snprintf(a->refused, sizeof a->refused, "%s", dec.reason);
+            afc_event("adopt-refused", "reason=\"%s\"", dec.reason);
+        }
+        break;
+    case AFC_ACT_NONE:
+        break;
+    }
+}
+
+void afc_agent_role_changed(struct afc_daemon *d, bool ready)
+{
+    struct afc_agent *a = d->agent;
+    if (a != NULL && ready) {
+        a->ready_since_ms = uv_now(d->loop);
+    }
+}
+
+/* ---- the tick ---- */
+
+static void tick_cb(uv_timer_t *t)
+{
+    struct afc_agent *a = t->data;
+    if (a->stopping) {
+        return;
+    }
+    for (unsigned i = 0; i < a->n_targets; i++) {
+        try_report(&a->slots[i]);
+    }
+    maybe_renew(a);
+    maybe_fence(a);
+    leader_tick(a);
+}
+
+/* ---- start / stop ---- */
+
+static int start_prober(struct afc_agent *a, struct afc_err *err)
+{
+    const struct afc_config *c = &a->d->cfg;
+    struct afc_pg_target targets[AFC_MAX_MEMBERS];
+    struct afc_pg_probe_config pc;
+    afc_pg_probe_config_default(&pc);
+    pc.hyst.rise = c->probe_rise;
+    pc.hyst.fall = c->probe_fall;
+    for (unsigned i = 0; i < c->n_members; i++) {
+        if (c->members[i].postgres[0] == '\0') {
+            continue;
+        }
+        bool self = strcmp(c->members[i].name, c->region) == 0;
+        unsigned k = a->n_targets++;
+        targets[k] = (struct afc_pg_target){
+            .name = c->members[i].name,
+            .conninfo = c->members[i].postgres,
+            .interval_ms = self ? c->probe_local_ms : c->probe_remote_ms,
+        };
+        a->slots[k] = (struct obs_slot){.a = a, .target = k, .member = (int)i};
+        a->self_target = self ? (int)k : a->self_target;
+    }
+    if (a->n_targets == 0) {
+        return 0;
+    }
+    int rv =
+        afc_pg_prober_new(a->d->loop, targets, a->n_targets, &pc, changed_cb, a, &a->prober, err);
+    return rv != 0 ? rv : afc_pg_prober_start(a->prober);
+}
+
+int afc_agent_start(struct afc_daemon *d, struct afc_err *err)
+{
+    struct afc_agent *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        return afc_err_set(err, AFC_ENOMEM, "agent: out of memory");
+    }
+    a->d = d;
+    a->self_target = -1;
+    /* a restarted coordinator has not renewed yet: give it one lease to do so before fencing */
+    a->lease_valid_until_ms = uv_now(d->loop) + d->cfg.lease_ms;
+    d->agent = a;
+    int rv = start_prober(a, err);
+    if (rv != 0) {
+        return rv;
+    }
+    uv_timer_init(d->loop, &a->tick);
+    a->tick.data = a;
+    uv_timer_start(&a->tick, tick_cb, TICK_MS, TICK_MS);
+    return 0;
+}
+
+static void maybe_stopped(struct afc_agent *a)
+{
+    if (a->tick_closed && a->prober_stopped && a->stop_cb != NULL) {
+        void (*cb)(struct afc_daemon *) = a->stop_cb;
+        a->stop_cb = NULL;
+        cb(a->d);
+    }
+}
+
+static void tick_closed_cb(uv_handle_t *h)
+{
+    struct afc_agent *a = h->data;
+    a->tick_closed = true;
+    maybe_stopped(a);
+}
+
+static void prober_stopped_cb(void *data)
+{
+    struct afc_agent *a = data;
+    a->prober = NULL;
+    a->prober_stopped = true;
+    maybe_stopped(a);
+}
+
+void afc_agent_stop(struct afc_daemon *d, void (*cb)(struct afc_daemon *d))
+{
+    struct afc_agent *a = d->agent;
+    if (a == NULL || a->stopping) {
+        cb(d);
+        return;
+    }
+    a->stopping = true;
+    a->stop_cb = cb;
+    if (a->tick.loop != NULL) { /* initialised (start got that far) */
+        uv_close((uv_handle_t *)&a->tick, tick_closed_cb);
+    } else {
+        a->tick_closed = true;
+    }
+    if (a->prober != NULL) {
+        afc_pg_prober_stop(a->prober, prober_stopped_cb, a);
+    } else {
+        a->prober_stopped = true;
+    }
+    maybe_stopped(a);
+}
+
+void afc_agent_free(struct afc_daemon *d)
+{
+    free(d->agent);
+    d->agent = NULL;
+}
+
+const struct afc_pg_obs *afc_agent_obs(const struct afc_daemon *d, unsigned member)
+{
+    const struct afc_agent *a = d->agent;
+    if (a == NULL || a->prober == NULL) {
+        return NULL;
+    }
+    for (unsigned k = 0; k < a->n_targets; k++) {
+        if (a->slots[k].member == (int)member) {
+            return afc_pg_prober_obs(a->prober, k);
+        }
+    }
+    return NULL;
+}

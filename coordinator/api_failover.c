@@ -1,0 +1,156 @@
+/*
+ * The failover parts of the HTTP API: PostgreSQL as each node sees it, the lease and the current
+ * failover in /v1/cluster, the failover receipts in /v1/history, and GET /v1/decision — every
+ * predicate of the decision core with its value and which one blocks right now.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "coordinator/agent.h"
+#include "coordinator/daemon.h"
+#include "coordinator/http_internal.h"
+
+static json_t *lsn_json(uint64_t lsn)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRIX64 "/%" PRIX64, lsn >> 32, lsn & 0xffffffffu);
+    return json_string(buf);
+}
+
+json_t *api_pg_obs_json(const struct afc_pg_obs *o)
+{
+    if (o == NULL || !o->valid) {
+        return json_null();
+    }
+    return json_pack("{s:b, s:s, s:I, s:o, s:o, s:I, s:o, s:b}", "healthy", o->healthy, "role",
+                     afc_pg_role_name(o->role), "timeline", (json_int_t)o->timeline, "lsn",
+                     lsn_json(o->lsn), "replay_lsn", lsn_json(o->replay_lsn), "lag_ms",
+                     (json_int_t)o->lag_ms, "upstream", json_string_or_null(o->upstream),
+                     "local_dead", o->local_dead);
+}
+
+/* How many observers (replicated reports) say member j's PostgreSQL is healthy. */
+static json_t *reports_json(const struct afc_state *s, unsigned j)
+{
+    unsigned healthy = 0, reported = 0;
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        reported += s->obs[i][j].valid;
+        healthy += s->obs[i][j].valid && s->obs[i][j].healthy;
+    }
+    return json_pack("{s:I, s:I}", "healthy", (json_int_t)healthy, "reported",
+                     (json_int_t)reported);
+}
+
+/* "postgres": one entry per member of the replicated state. */
+static json_t *postgres_json(const struct afc_daemon *d, const struct afc_state *s)
+{
+    json_t *arr = json_array();
+    for (unsigned j = 0; arr != NULL && j < s->n_members && j < AFC_MAX_MEMBERS; j++) {
+        unsigned cfg_index = d->cfg.n_members;
+        for (unsigned k = 0; k < d->cfg.n_members; k++) {
+            cfg_index = strcmp(d->cfg.members[k].name, s->members[j].name) == 0 ? k : cfg_index;
+        }
+        const struct afc_pg_obs *mine =
+            cfg_index < d->cfg.n_members ? afc_agent_obs(d, cfg_index) : NULL;
+        const struct afc_pg_obs *own = &s->obs[j][j];
+        json_array_append_new(arr, json_pack("{s:s, s:o, s:o, s:o}", "region", s->members[j].name,
+                                             "seen_here", api_pg_obs_json(mine),
+                                             "seen_by_its_own_coordinator", api_pg_obs_json(own),
+                                             "reports", reports_json(s, j)));
+    }
+    return arr;
+}
+
+static json_t *lease_json(const struct afc_daemon *d, const struct afc_state *s)
+{
+    int64_t remaining = 0;
+    bool held = afc_agent_lease(d, &remaining);
+    return json_pack("{s:o, s:I, s:I, s:I, s:b, s:I}", "region",
+                     json_string_or_null(s->lease.region), "epoch", (json_int_t)s->lease.epoch,
+                     "seq", (json_int_t)s->lease.seq, "index", (json_int_t)s->lease.index,
+                     "held_here", held, "remaining_ms", (json_int_t)(held ? remaining : 0));
+}
+
+static json_t *time_or_null(int64_t wall_ms)
+{
+    char buf[40];
+    if (wall_ms <= 0) {
+        return json_null();
+    }
+    json_format_time(wall_ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+json_t *api_failover_json(const struct afc_failover *f)
+{
+    if (f->step == AFC_FO_NONE) {
+        return json_null();
+    }
+    json_t *times =
+        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "detected", time_or_null(f->detected_ms),
+                  "decided", time_or_null(f->decided_ms), "fenced", time_or_null(f->fenced_ms),
+                  "promoted", time_or_null(f->promoted_ms), "done", time_or_null(f->done_ms),
+                  "aborted", time_or_null(f->aborted_ms));
+    return json_pack("{s:I, s:s, s:s, s:s, s:o, s:b, s:b, s:I, s:I, s:I, s:o, s:o, s:o}", "epoch",
+                     (json_int_t)f->epoch, "from", f->from, "to", f->to, "step",
+                     afc_fo_step_name(f->step), "reason", json_string_lossy(f->reason), "planned",
+                     f->planned, "forced", f->forced, "decided_index", (json_int_t)f->decided_index,
+                     "decided_term", (json_int_t)f->decided_term, "timeline",
+                     (json_int_t)f->timeline, "promoted_lsn", lsn_json(f->promoted_lsn), "old_lsn",
+                     lsn_json(f->old_lsn), "times", times);
+}
+
+void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc)
+{
+    const struct afc_state *s = afc_node_state(&d->node);
+    json_object_set_new(doc, "postgres", postgres_json(d, s));
+    json_object_set_new(doc, "lease", lease_json(d, s));
+    json_object_set_new(doc, "failover", api_failover_json(&s->failover));
+}
+
+json_t *api_failovers_json(const struct afc_state *s)
+{
+    json_t *arr = json_array();
+    unsigned n = s->failovers_len < AFC_FAILOVERS_MAX ? s->failovers_len : AFC_FAILOVERS_MAX;
+    unsigned first = (s->failovers_next + AFC_FAILOVERS_MAX - n) % AFC_FAILOVERS_MAX;
+    for (unsigned i = 0; arr != NULL && i < n; i++) {
+        json_array_append_new(arr,
+                              api_failover_json(&s->failovers[(first + i) % AFC_FAILOVERS_MAX]));
+    }
+    return arr;
+}
+
+static const char *action_name(enum afc_action a)
+{
+    switch (a) {
+    case AFC_ACT_ADOPT:
+        return "adopt";
+    case AFC_ACT_BEGIN_FAILOVER:
+        return "begin-failover";
+    case AFC_ACT_REFUSE_ADOPT:
+        return "refuse-adopt";
+    case AFC_ACT_NONE:
+        break;
+    }
+    return "none";
+}
+
+void api_decision(struct http_req *r)
+{
+    const struct afc_daemon *d = http_req_daemon(r);
+    struct afc_decision dec;
+    afc_agent_decide(d, &dec);
+    json_t *preds = json_array();
+    for (unsigned i = 0; preds != NULL && i < dec.n_predicates; i++) {
+        const struct afc_predicate *p = &dec.predicates[i];
+        json_array_append_new(preds, json_pack("{s:s, s:b, s:o}", "name", p->name, "ok", p->ok,
+                                               "value", json_string_lossy(p->value)));
+    }
+    http_reply_json(r, 200,
+                    json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "region", d->cfg.region,
+                              "action", action_name(dec.action), "from",
+                              json_string_or_null(dec.from), "to", json_string_or_null(dec.to),
+                              "reason", json_string_lossy(dec.reason), "blocking",
+                              json_string_or_null(dec.blocking), "predicates", preds));
+}

@@ -1,0 +1,156 @@
+/*
+ * Failover: the types the replicated state carries about PostgreSQL, and the pure decision core.
+ *
+ * Data flow. Each coordinator probes every region's PostgreSQL (coordinator/pg_probe.c) and, when
+ * its hysteresis-filtered view of a target changes, reports it to the leader, which commits an
+ * AFC_OP_OBSERVE entry: so state.obs[observer][target] is what each coordinator last *said*, the
+ * same on every node. The primary's coordinator renews its lease through the log (AFC_OP_RENEW).
+ * On the leader, afc_decide() reads the state, the local monotonic time of the last renewal's apply
+ * and the configuration, and returns what should happen next (pure: no clock, no I/O). A failover
+ * is a resumable sequence of committed steps (AFC_OP_FAILOVER_BEGIN, then AFC_OP_FAILOVER_STEP),
+ * each checked against the step table below, so a new leader continues where the old one stopped.
+ *
+ * Pure: libc only.
+ */
+#ifndef AFC_FAILOVER_H
+#define AFC_FAILOVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define AFC_FO_NAME_MAX 32 /* == AFC_NAME_MAX */
+
+/* ---- what a coordinator observed about one region's PostgreSQL ---- */
+
+enum afc_pg_role { AFC_PG_UNKNOWN = 0, AFC_PG_PRIMARY, AFC_PG_REPLICA };
+const char *afc_pg_role_name(enum afc_pg_role r); /* "unknown", "primary", "replica" */
+
+struct afc_pg_obs {
+    bool valid;   /* this observer has reported on this target at least once */
+    bool healthy; /* reachable and answering, after rise/fall hysteresis */
+    enum afc_pg_role role;
+    uint32_t timeline;
+    uint64_t lsn;        /* primary: pg_current_wal_lsn(); replica: pg_last_wal_receive_lsn() */
+    uint64_t replay_lsn; /* replica: pg_last_wal_replay_lsn(); primary: = lsn */
+    uint32_t lag_ms;     /* replica: now() - pg_last_xact_replay_timestamp(), 0 if unknown */
+    char upstream[AFC_FO_NAME_MAX]; /* replica: region it streams from, "" if not streaming */
+    bool local_dead; /* observer is the target's own coordinator and gave up restarting it */
+    int64_t wall_ms; /* observer's wall clock when reported (display only) */
+};
+
+/* ---- the failover step machine (§5 of the design) ---- */
+
+/* X(enum, name) — NONE means "no failover has ever run". */
+#define AFC_FO_STEPS(X)                                                                            \
+    X(AFC_FO_NONE, "none")                                                                         \
+    X(AFC_FO_DECIDED, "decided")   /* epoch+1 committed, `to` authorized; replicas detach */       \
+    X(AFC_FO_FENCED, "fenced")     /* old primary cannot write: replicas detached / it stopped */  \
+    X(AFC_FO_PROMOTED, "promoted") /* `to` runs pg_promote; timeline and LSN recorded */           \
+    X(AFC_FO_DONE, "done")         /* followers re-pointed; the sequence is over */                \
+    X(AFC_FO_ABORTED, "aborted")   /* gave up before PROMOTED (e.g. promote failed) */
+
+enum afc_fo_step {
+#define AFC_FO_ENUM(e, s) e,
+    AFC_FO_STEPS(AFC_FO_ENUM)
+#undef AFC_FO_ENUM
+        AFC_FO__COUNT
+};
+const char *afc_fo_step_name(enum afc_fo_step s);
+/* The table: DECIDED→FENCED, DECIDED→ABORTED, FENCED→PROMOTED, FENCED→ABORTED, PROMOTED→DONE.
+ * After PROMOTED the sequence only moves forward. Everything else is illegal. */
+bool afc_fo_step_allowed(enum afc_fo_step from, enum afc_fo_step to);
+/* A new failover may begin only when none is in progress (NONE, DONE or ABORTED). */
+bool afc_fo_step_is_final(enum afc_fo_step s);
+
+/* One failover's receipt: what /v1/history shows. Times are proposers' wall clocks. */
+struct afc_failover {
+    uint64_t epoch; /* the epoch this failover created */
+    char from[AFC_FO_NAME_MAX];
+    char to[AFC_FO_NAME_MAX];
+    enum afc_fo_step step;
+    char reason[96];
+    bool planned; /* switchover: zero loss by construction */
+    bool forced;  /* operator skipped the lag checks */
+    uint64_t decided_index;
+    uint64_t decided_term;
+    int64_t detected_ms, decided_ms, fenced_ms, promoted_ms, done_ms, aborted_ms;
+    uint32_t timeline; /* after promotion */
+    uint64_t promoted_lsn;
+    uint64_t old_lsn; /* last LSN of the old primary known at decision (RPO bound) */
+};
+
+/* ---- the pure decision core (coordinator/decide.c, in the pure library) ---- */
+
+struct afc_state; /* state.h */
+
+#define AFC_DECIDE_MAX_PREDICATES 16
+
+struct afc_predicate {
+    const char *name; /* stable: "leader-ready", "not-paused", "primary-failed-by-quorum", ... */
+    bool ok;
+    char value[128]; /* human-readable value, e.g. "2 of 3 observers report it down" */
+};
+
+enum afc_action {
+    AFC_ACT_NONE = 0,
+    AFC_ACT_ADOPT,          /* no epoch yet: commit promote(region, 0) for the running primary */
+    AFC_ACT_BEGIN_FAILOVER, /* commit FAILOVER_BEGIN(expect_epoch, from, to) */
+    AFC_ACT_REFUSE_ADOPT,   /* two regions run as primary at bootstrap: refuse and say which */
+};
+
+struct afc_decide_config {
+    uint64_t lease_ms;      /* 2000 */
+    uint64_t margin_ms;     /* max(200, lease/10) */
+    uint64_t max_lag_bytes; /* maximum_lag_on_failover; 0 = no limit */
+    uint64_t cooldown_ms;   /* failover_cooldown_ms: 300000 */
+    /* per member (same order as state.members): priority (higher wins), nofailover */
+    unsigned n_members;
+    int priority[9];
+    bool nofailover[9];
+};
+
+struct afc_decide_input {
+    const struct afc_state *state;
+    const struct afc_decide_config *cfg;
+    bool leader_ready;         /* this node is the ready leader */
+    uint64_t now_ms;           /* this node's monotonic clock */
+    uint64_t lease_applied_ms; /* local monotonic time the last RENEW of the current primary and
+                                  epoch was applied here; 0 = never (e.g. after a restart: then
+                                  the leader counts from when it became ready) */
+    uint64_t ready_since_ms;   /* when this node became ready leader (monotonic) */
+    uint64_t last_failover_ms; /* local monotonic time the last failover was decided, 0 = never */
+};
+
+struct afc_decision {
+    enum afc_action action;
+    char from[AFC_FO_NAME_MAX];
+    char to[AFC_FO_NAME_MAX];
+    uint64_t expect_epoch;
+    char reason[96];
+    unsigned n_predicates;
+    struct afc_predicate predicates[AFC_DECIDE_MAX_PREDICATES];
+    const char *blocking; /* name of the first failed predicate, NULL if none blocks */
+};
+
+/*
+ * Decide what the leader should do now. Never acts; fills *out. Predicates are listed in order
+ * (all of them, even after the first failure, so /v1/decision shows every value):
+ *   leader-ready, not-paused, no-failover-in-progress, primary-failed-by-quorum (a majority of
+ *   observers report the primary unhealthy, or its own coordinator reports local_dead),
+ *   lease-expired (now >= lease base + lease_ms + margin_ms, base = lease_applied_ms or, if 0,
+ *   ready_since_ms), cooldown-elapsed, candidate-available.
+ */
+void afc_decide(const struct afc_decide_input *in, struct afc_decision *out);
+
+/*
+ * Choose the failover candidate among members other than `exclude` (§4.5): its own coordinator's
+ * observation says healthy replica; a majority of observers see it healthy; not nofailover; lag
+ * within max_lag_bytes of the best known LSN (unless max_lag_bytes == 0); then highest receive LSN,
+ * then priority, then member order. Returns the member index or -1, with `why` (may be NULL)
+ * naming the reason when none qualifies ("no healthy replica", "eu-west-1 lags 20 MB > 16 MB",
+ * ...).
+ */
+int afc_select_candidate(const struct afc_state *s, const struct afc_decide_config *cfg,
+                         const char *exclude, char *why, unsigned why_cap);
+
+#endif
