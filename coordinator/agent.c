@@ -21,11 +21,15 @@
 #include "afc/run.h"
 #include "coordinator/agent.h"
 #include "coordinator/daemon.h"
+#include "coordinator/executor.h"
 #include "coordinator/report.h"
 
 #define TICK_MS      100
 #define RENEW_RING   64
 #define STOP_TIMEOUT 60000 /* pg_ctl stop -m fast */
+/* While the executor restarts our authorized primary, keep renewing for at most this long; then
+ * the lease runs out and the cluster fails over as for a dead region. */
+#define RESTART_GRACE_MS 10000
 
 struct obs_slot {
     struct afc_agent *a;
@@ -64,6 +68,7 @@ struct afc_agent {
     bool decide_in_flight;
     struct afc_propose decide_req;
     char refused[AFC_DETAIL_MAX];
+    struct afc_executor exec;
 };
 
 static int64_t wall_now_ms(void)
@@ -170,10 +175,17 @@ static void renew_cb(void *data, int status, enum afc_apply_result result)
     }
 }
 
+static bool restarting_in_grace(const struct afc_agent *a)
+{
+    uint64_t since = a->exec.restarting_since_ms;
+    return since != 0 && now_ms(a) - since < RESTART_GRACE_MS;
+}
+
 static void maybe_renew(struct afc_agent *a)
 {
     const struct afc_state *s = state_of(a);
-    if (!is_authorized_primary(a) || !local_is_primary(a) || now_ms(a) < a->next_renew_ms) {
+    if (!is_authorized_primary(a) || (!local_is_primary(a) && !restarting_in_grace(a)) ||
+        now_ms(a) < a->next_renew_ms) {
         return;
     }
     a->next_renew_ms = now_ms(a) + a->d->cfg.lease_renew_ms;
@@ -234,6 +246,8 @@ static void fence_done_cb(struct afc_run *run, const struct afc_run_result *res,
     if (res->term_signal == 0 && res->exit_status == 0) {
         afc_event("fenced", "region=%s epoch=%" PRIu64 " how=pg_ctl-stop-fast", a->d->cfg.region,
                   a->fenced_epoch);
+        /* the probe needs a few rounds (fall) to see it stopped: do not stop it twice */
+        a->next_fence_ms = now_ms(a) + 5000;
     } else {
         afc_error("while fencing %s: pg_ctl stop: %s: %s", a->d->cfg.region, how, res->output);
         a->next_fence_ms = now_ms(a) + 2000;
@@ -415,6 +429,13 @@ static void tick_cb(uv_timer_t *t)
     maybe_renew(a);
     maybe_fence(a);
     leader_tick(a);
+    if (!a->fence_running) {
+        unsigned self = (unsigned)a->self_target;
+        bool refused = a->self_target >= 0 && afc_pg_prober_failing(a->prober, self) > 0 &&
+                       afc_pg_prober_last_reason(a->prober, self) == AFC_PG_L4_REFUSED;
+        int64_t left;
+        afc_executor_tick(&a->exec, local_obs(a), refused, afc_agent_lease(a->d, &left));
+    }
 }
 
 /* ---- start / stop ---- */
@@ -457,6 +478,7 @@ int afc_agent_start(struct afc_daemon *d, struct afc_err *err)
     }
     a->d = d;
     a->self_target = -1;
+    afc_executor_init(&a->exec, d);
     /* a restarted coordinator has not renewed yet: give it one lease to do so before fencing */
     a->lease_valid_until_ms = uv_now(d->loop) + d->cfg.lease_ms;
     d->agent = a;
@@ -503,6 +525,7 @@ void afc_agent_stop(struct afc_daemon *d, void (*cb)(struct afc_daemon *d))
     }
     a->stopping = true;
     a->stop_cb = cb;
+    afc_executor_stop(&a->exec);
     if (a->tick.loop != NULL) { /* initialised (start got that far) */
         uv_close((uv_handle_t *)&a->tick, tick_closed_cb);
     } else {

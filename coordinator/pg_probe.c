@@ -593,6 +593,11 @@ enum afc_pg_reason afc_pg_prober_last_reason(const struct afc_pg_prober *p, unsi
     return index < p->n ? p->t[index].hyst.last_reason : AFC_PG_OK;
 }
 
+unsigned afc_pg_prober_failing(const struct afc_pg_prober *p, unsigned index)
+{
+    return index < p->n ? p->t[index].hyst.fail_run : 0;
+}
+
 unsigned afc_pg_prober_changes(const struct afc_pg_prober *p, unsigned index)
 {
     return index < p->n ? p->t[index].changes : 0;

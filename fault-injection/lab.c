@@ -1,14 +1,20 @@
 /*
  * `aragora-chaos lab`: N coordinators on loopback, each with its own generated config, data
- * directory and log under DIR, described by DIR/lab.json.
+ * directory and log under DIR, and (unless --no-postgres) one PostgreSQL per region (lab_pg.c),
+ * described by DIR/lab.json.
  *
- *   up       generate DIR/token and DIR/<region>/coordinator.yaml, start every coordinator
- *            detached, record the PIDs, and return once some node answers /leader 200
- *   status   per region: process alive/stopped/dead, Raft role and leader from /v1/cluster
- *   kill | freeze | thaw | restart REGION     SIGKILL | SIGSTOP | SIGCONT | kill + start again
- *   down     SIGCONT + SIGTERM to every recorded PID, SIGKILL after 10 s; safe to repeat
+ *   up       generate DIR/token and DIR/<region>/coordinator.yaml, create and start the
+ *            PostgreSQL servers, start every coordinator detached, record the PIDs, and return
+ *            once some node answers /leader 200
+ *   status   per region: process alive/stopped/dead, Raft role and leader from /v1/cluster; and
+ *            PostgreSQL's process state and role (pg_is_in_recovery())
+ *   kill | freeze | thaw | restart REGION [--what coordinator|postgres|region]
+ *            SIGKILL | SIGSTOP | SIGCONT | kill + start again
+ *   down     SIGCONT + SIGTERM to every recorded coordinator PID, SIGKILL after 10 s; then a fast
+ *            stop of every PostgreSQL; safe to repeat
  *
- * Ports: region i (0-based) serves its API on BASE+10*i and Raft on BASE+10*i+1.
+ * Ports: region i (0-based) serves its API on BASE+10*i, Raft on BASE+10*i+1 and PostgreSQL on
+ * BASE+10*i+2.
  * Every signal goes through lab_region_state() first (lab.h): never to a PID that is not ours.
  */
 #define _GNU_SOURCE
@@ -47,26 +53,36 @@ struct lab_opts {
     unsigned base_port;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    bool no_postgres;
+    enum lab_what what;
 };
 
 static const char lab_usage[] =
     "Usage: aragora-chaos lab COMMAND --dir DIR [OPTIONS]\n"
     "\n"
     "  up --dir DIR [--regions N] [--base-port P] [--snapshot-threshold N]\n"
-    "     [--snapshot-trailing N] [--log-level LEVEL]\n"
-    "        start N coordinators (default 3: us-east-2, eu-west-1, ap-south-1) on loopback;\n"
-    "        region i serves its API on P+10*i and Raft on P+10*i+1 (default P = 21000);\n"
-    "        returns 0 once a leader is ready (bounded: 60 s), and writes DIR/lab.json\n"
-    "  status --dir DIR                  process state, Raft role and leader of each region\n"
+    "     [--snapshot-trailing N] [--log-level LEVEL] [--no-postgres]\n"
+    "        start N coordinators (default 3: us-east-2, eu-west-1, ap-south-1) on loopback,\n"
+    "        and one PostgreSQL 15 each (the first region primary, the others streaming\n"
+    "        replicas; --no-postgres: coordinators only); region i serves its API on P+10*i,\n"
+    "        Raft on P+10*i+1 and PostgreSQL on P+10*i+2 (default P = 21000); returns 0 once\n"
+    "        a leader is ready (bounded: 60 s), and writes DIR/lab.json\n"
+    "  status --dir DIR                  process state, Raft role and leader of each region,\n"
+    "                                    and its PostgreSQL's process state and role\n"
     "  kill --dir DIR REGION             SIGKILL the region's coordinator\n"
     "  freeze --dir DIR REGION           SIGSTOP it\n"
     "  thaw --dir DIR REGION             SIGCONT it\n"
     "  restart --dir DIR REGION          kill it (if running) and start it again, same config\n"
-    "  down --dir DIR                    stop every coordinator of the lab (safe to repeat)\n"
+    "        these four take --what coordinator|postgres|region (default coordinator;\n"
+    "        postgres: the postmaster, and for freeze/thaw its children too; region: both)\n"
+    "  down --dir DIR                    stop every coordinator and PostgreSQL of the lab\n"
+    "                                    (safe to repeat)\n"
     "\n"
     "Files: DIR/token (API bearer token, 0600), DIR/cluster-secret (authenticates Raft\n"
     "connections, 0600), DIR/lab.json, and per region\n"
-    "DIR/<region>/coordinator.yaml, DIR/<region>/data, DIR/<region>/coordinator.log.\n"
+    "DIR/<region>/coordinator.yaml, DIR/<region>/data, DIR/<region>/coordinator.log,\n"
+    "DIR/<region>/pgdata, DIR/<region>/pgsock, DIR/<region>/postgresql.log.\n"
+    "As root, PostgreSQL runs as the OS user postgres, and DIR is made mode 0755.\n"
     "The coordinator binary is $ARAGORA_COORDINATOR, else the one next to aragora-chaos.\n";
 
 /* ---- HTTP ---- */
@@ -127,12 +143,30 @@ static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, 
     return 0;
 }
 
+static int parse_what(const char *s, enum lab_what *out)
+{
+    static const char *const names[] = {"coordinator", "postgres", "region"};
+    for (unsigned k = 0; k < 3; k++) {
+        if (strcmp(s, names[k]) == 0) {
+            *out = (enum lab_what)k;
+            return 0;
+        }
+    }
+    fprintf(stderr, "aragora-chaos: --what: expected coordinator, postgres or region, got '%s'\n",
+            s);
+    return -1;
+}
+
 static int parse_opts(struct lab_opts *o, int argc, char **argv)
 {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
+        if (strcmp(a, "--no-postgres") == 0) {
+            o->no_postgres = true;
+            continue;
+        }
         bool takes_value = a[0] == '-';
         if (takes_value && v == NULL) {
             fprintf(stderr, "aragora-chaos: option '%s' needs a value\n", a);
@@ -150,6 +184,8 @@ static int parse_opts(struct lab_opts *o, int argc, char **argv)
             rc = parse_uint(a, v, 1, 1000000, &o->snapshot_trailing);
         else if (strcmp(a, "--log-level") == 0)
             o->log_level = v;
+        else if (strcmp(a, "--what") == 0)
+            rc = parse_what(v, &o->what);
         else if (a[0] == '-') {
             fprintf(stderr, "aragora-chaos: unknown option '%s'\n%s", a, lab_usage);
             return -1;
@@ -233,8 +269,12 @@ static int write_config(const struct lab *lab, const struct lab_region *self, co
     fprintf(f, "region: %s\ndata_dir: \"%s\"\nmembers:\n", self->name, self->data_dir);
     for (unsigned i = 0; i < lab->n_regions; i++) {
         const struct lab_region *m = &lab->regions[i];
+        char conninfo[128];
         fprintf(f, "  - name: %s\n    id: %u\n    raft: \"%s\"\n    api: \"%s\"\n", m->name, m->id,
                 m->raft_address, m->api_url);
+        lab_pg_conninfo(&m->pg, conninfo, sizeof conninfo);
+        if (m->pg.enabled)
+            fprintf(f, "    postgres: \"%s\"\n", conninfo);
     }
     fprintf(f, "raft:\n  election_timeout_ms: 1000\n  heartbeat_timeout_ms: 100\n");
     if (lab->snapshot_threshold > 0)
@@ -245,6 +285,8 @@ static int write_config(const struct lab *lab, const struct lab_region *self, co
             lab->token_file);
     fprintf(f, "cluster:\n  secret_file: \"%s/cluster-secret\"\n", lab->dir);
     fprintf(f, "log:\n  level: %s\n  format: text\n", log_level);
+    if (self->pg.enabled)
+        lab_pg_write_config(f, lab, self);
     if (fclose(f) != 0) {
         fprintf(stderr, "aragora-chaos: %s: %s\n", self->config, strerror(errno));
         return -1;
@@ -268,6 +310,10 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
     lab->n_regions = o->regions;
     lab->snapshot_threshold = o->snapshot_threshold;
     lab->snapshot_trailing = o->snapshot_trailing;
+    lab->postgres = !o->no_postgres;
+    snprintf(lab->pg_bin_dir, sizeof lab->pg_bin_dir, "%s", LAB_PG_BIN_DIR);
+    if (lab->postgres && geteuid() == 0)
+        snprintf(lab->pg_run_as, sizeof lab->pg_run_as, "%s", LAB_PG_OS_USER);
     if (lab->snapshot_threshold > 0 && lab->snapshot_trailing == 0)
         lab->snapshot_trailing = lab->snapshot_threshold / 2 > 0 ? lab->snapshot_threshold / 2 : 1;
     char secret_file[LAB_PATH_MAX];
@@ -290,6 +336,8 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
             path_join(r->data_dir, sizeof r->data_dir, region_dir, "data") != 0)
             return -1;
         if (make_dir(region_dir, 0755) != 0 || make_dir(r->data_dir, 0700) != 0)
+            return -1;
+        if (lab->postgres && lab_pg_prepare(lab, r, i) != 0)
             return -1;
     }
     for (unsigned i = 0; i < lab->n_regions; i++)
@@ -318,8 +366,8 @@ static int check_ports(const struct lab *lab)
 {
     for (unsigned i = 0; i < lab->n_regions; i++) {
         const struct lab_region *r = &lab->regions[i];
-        unsigned ports[2] = {r->api_port, r->raft_port};
-        for (unsigned k = 0; k < 2; k++) {
+        unsigned ports[3] = {r->api_port, r->raft_port, r->pg.port};
+        for (unsigned k = 0; k < (r->pg.enabled ? 3u : 2u); k++) {
             if (!port_is_free(ports[k])) {
                 fprintf(stderr,
                         "aragora-chaos: %s: port %u on 127.0.0.1 is in use; pick another "
@@ -397,15 +445,18 @@ static int cmd_up(const struct lab_opts *o)
     if (rc == -1)
         return 1;
     for (unsigned i = 0; rc == 0 && i < old.n_regions; i++) {
-        if (lab_region_is_ours(&old.regions[i])) {
+        const struct lab_region *r = &old.regions[i];
+        bool pg = lab_pg_state(&r->pg) != LAB_PROC_DEAD;
+        if (lab_region_is_ours(r) || pg) {
             fprintf(stderr,
-                    "aragora-chaos: a lab is already running in %s (%s, pid %d); run "
+                    "aragora-chaos: a lab is already running in %s (%s %s, pid %d); run "
                     "'aragora-chaos lab down --dir %s' first\n",
-                    o->dir, old.regions[i].name, (int)old.regions[i].pid, o->dir);
+                    o->dir, r->name, pg ? "postgres" : "coordinator",
+                    (int)(pg ? r->pg.pid : r->pid), o->dir);
             return 1;
         }
     }
-    if (o->base_port + 10 * (o->regions - 1) + 1 >= 32768) {
+    if (o->base_port + 10 * (o->regions - 1) + 2 >= 32768) {
         fprintf(stderr, "aragora-chaos: ports from %u for %u regions would pass 32767\n",
                 o->base_port, o->regions);
         return 2;
@@ -413,6 +464,12 @@ static int cmd_up(const struct lab_opts *o)
     memset(&lab, 0, sizeof lab);
     if (prepare_lab(&lab, o) != 0 || check_ports(&lab) != 0)
         return 1;
+    if (lab.pg_run_as[0] != '\0' && lab_pg_check_access(&lab) != 0)
+        return 1;
+    if (lab.postgres && lab_pg_up(&lab) != 0) {
+        fprintf(stderr, "aragora-chaos: run 'aragora-chaos lab down --dir %s'\n", lab.dir);
+        return 1;
+    }
     for (unsigned i = 0; i < lab.n_regions; i++) {
         struct lab_region *r = &lab.regions[i];
         rc = lab_spawn(&lab, r);
@@ -475,6 +532,19 @@ static void print_region_status(const struct lab_region *r)
     json_decref(doc);
 }
 
+/* The PostgreSQL table: role as it answers now (pg_is_in_recovery()) and as created. */
+static void print_pg_status(const struct lab *lab)
+{
+    printf("\n%-14s %-7s %-8s %-8s %-8s %-6s %s\n", "POSTGRES", "PID", "PROCESS", "ROLE", "CREATED",
+           "PORT", "DATA");
+    for (unsigned i = 0; i < lab->n_regions; i++) {
+        const struct lab_region *r = &lab->regions[i];
+        printf("%-14s %-7d %-8s %-8s %-8s %-6u %s\n", r->name, (int)r->pg.pid,
+               lab_proc_state_name(lab_pg_state(&r->pg)), lab_pg_role(lab, &r->pg), r->pg.role,
+               r->pg.port, r->pg.data_dir);
+    }
+}
+
 static int cmd_status(const struct lab_opts *o)
 {
     struct lab lab;
@@ -484,6 +554,8 @@ static int cmd_status(const struct lab_opts *o)
            "READY", "TERM", "LEADER", "API");
     for (unsigned i = 0; i < lab.n_regions; i++)
         print_region_status(&lab.regions[i]);
+    if (lab.postgres)
+        print_pg_status(&lab);
     return 0;
 }
 
@@ -503,14 +575,8 @@ static struct lab_region *find_region(struct lab *lab, const char *name)
     return NULL;
 }
 
-static int cmd_signal(const struct lab_opts *o, int sig, const char *what)
+static int signal_coordinator(const struct lab_region *r, int sig, const char *what)
 {
-    struct lab lab;
-    if (load_existing(&lab, o->dir) != 0)
-        return 1;
-    struct lab_region *r = find_region(&lab, o->region);
-    if (r == NULL)
-        return 2;
     if (!lab_region_is_ours(r)) {
         fprintf(stderr, "aragora-chaos: %s: not running (pid %d is gone)\n", r->name, (int)r->pid);
         return 1;
@@ -526,6 +592,23 @@ static int cmd_signal(const struct lab_opts *o, int sig, const char *what)
     }
     printf("%s: %s (pid %d)\n", r->name, what, (int)r->pid);
     return 0;
+}
+
+/* --what region: the coordinator first, so that it does not react to its PostgreSQL's fault. */
+static int cmd_signal(const struct lab_opts *o, int sig, const char *what)
+{
+    struct lab lab;
+    int rc = 0;
+    if (load_existing(&lab, o->dir) != 0)
+        return 1;
+    struct lab_region *r = find_region(&lab, o->region);
+    if (r == NULL)
+        return 2;
+    if (o->what != LAB_WHAT_POSTGRES)
+        rc |= signal_coordinator(r, sig, what);
+    if (o->what != LAB_WHAT_COORDINATOR)
+        rc |= lab_pg_signal(&lab, r, sig);
+    return rc != 0 ? 1 : 0;
 }
 
 /* After a restart: wait until /health/live answers, so the caller can talk to it at once. */
@@ -549,14 +632,8 @@ static int wait_live(const struct lab_region *r, unsigned timeout_ms)
     return -1;
 }
 
-static int cmd_restart(const struct lab_opts *o)
+static int restart_coordinator(struct lab *lab, struct lab_region *r)
 {
-    struct lab lab;
-    if (load_existing(&lab, o->dir) != 0)
-        return 1;
-    struct lab_region *r = find_region(&lab, o->region);
-    if (r == NULL)
-        return 2;
     if (lab_region_is_ours(r)) {
         kill(r->pid, SIGKILL);
         if (!lab_wait_gone(r, 5000)) {
@@ -565,12 +642,28 @@ static int cmd_restart(const struct lab_opts *o)
         }
     }
     pid_t old = r->pid;
-    int rc = lab_spawn(&lab, r);
-    if (lab_save(&lab) != 0 || rc != 0)
+    int rc = lab_spawn(lab, r);
+    if (lab_save(lab) != 0 || rc != 0)
         return 1;
     printf("%s: restarted (pid %d, was %d)\n", r->name, (int)r->pid, (int)old);
     fflush(stdout);
     return wait_live(r, 30000) == 0 ? 0 : 1;
+}
+
+/* --what region: PostgreSQL first, so that the coordinator finds it running. */
+static int cmd_restart(const struct lab_opts *o)
+{
+    struct lab lab;
+    if (load_existing(&lab, o->dir) != 0)
+        return 1;
+    struct lab_region *r = find_region(&lab, o->region);
+    if (r == NULL)
+        return 2;
+    if (o->what != LAB_WHAT_COORDINATOR && lab_pg_restart(&lab, r) != 0)
+        return 1;
+    if (o->what != LAB_WHAT_POSTGRES)
+        return restart_coordinator(&lab, r);
+    return 0;
 }
 
 /* Signal every live recorded PID; returns how many were signalled. */
@@ -619,7 +712,13 @@ static int cmd_down(const struct lab_opts *o)
             return 1;
         }
     }
-    printf("lab down: stopped %u coordinator%s in %s\n", n, n == 1 ? "" : "s", lab.dir);
+    int pg = lab_pg_down(&lab);
+    if (pg < 0) {
+        fprintf(stderr, "aragora-chaos: some PostgreSQL servers survive SIGKILL\n");
+        return 1;
+    }
+    printf("lab down: stopped %u coordinator%s and %d PostgreSQL server%s in %s\n", n,
+           n == 1 ? "" : "s", pg, pg == 1 ? "" : "s", lab.dir);
     return 0;
 }
 

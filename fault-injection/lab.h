@@ -1,9 +1,13 @@
 /*
- * The lab: N coordinators on loopback, started and stopped by PID, described by DIR/lab.json.
+ * The lab: N coordinators on loopback, and (unless --no-postgres) one PostgreSQL 15 per region
+ * (the first region primary, the others streaming replicas), started and stopped by PID, described
+ * by DIR/lab.json.
  *
  * lab.c holds the commands (up, status, kill, freeze, thaw, restart, down) and the HTTP polling;
  * lab_proc.c holds what touches processes and files: lab.json, spawning a detached coordinator,
- * checking that a recorded PID is still ours, and reading a log's tail.
+ * checking that a recorded PID is still ours, and reading a log's tail. lab_pg.c creates the
+ * PostgreSQL clusters (initdb, pg_basebackup, pg_ctl start); lab_pg_ctl.c runs programs (as the
+ * postgres user when root), queries with psql, and kills, freezes, restarts and stops them.
  *
  * A PID recorded in lab.json is only ever signalled after lab_region_is_ours() confirmed that
  * /proc/PID/cmdline still carries that region's config path: PIDs are reused, names are shared,
@@ -19,6 +23,26 @@
 #define LAB_MAX_REGIONS 9
 #define LAB_PATH_MAX    512
 
+#define LAB_PG_BIN_DIR "/usr/lib/postgresql/15/bin"
+#define LAB_PG_OS_USER "postgres" /* who runs PostgreSQL when the lab runs as root */
+
+/* What kill | freeze | thaw | restart act on. */
+enum lab_what { LAB_WHAT_COORDINATOR = 0, LAB_WHAT_POSTGRES, LAB_WHAT_REGION };
+
+/* A region's PostgreSQL. Node-local settings (port, sockets, listen address, cluster name) live
+ * only in `options`, given as pg_ctl -o, never in PGDATA: pg_basebackup and pg_rewind copy
+ * postgresql.conf and postgresql.auto.conf from the source node (lab-recipes.md P2). */
+struct lab_pg {
+    bool enabled;
+    unsigned port;
+    pid_t pid;     /* the postmaster; 0 = never started */
+    char role[16]; /* as created: "primary" or "replica" */
+    char data_dir[LAB_PATH_MAX];
+    char socket_dir[LAB_PATH_MAX];
+    char log[LAB_PATH_MAX];
+    char options[LAB_PATH_MAX]; /* the exact pg_ctl -o string */
+};
+
 struct lab_region {
     char name[32];
     unsigned id;
@@ -30,6 +54,7 @@ struct lab_region {
     char config[LAB_PATH_MAX];
     char log[LAB_PATH_MAX];
     char data_dir[LAB_PATH_MAX];
+    struct lab_pg pg;
 };
 
 struct lab {
@@ -40,6 +65,9 @@ struct lab {
     unsigned snapshot_threshold; /* 0 = the daemon's default */
     unsigned snapshot_trailing;  /* 0 = the daemon's default */
     unsigned n_regions;
+    bool postgres;                 /* regions have a PostgreSQL */
+    char pg_bin_dir[LAB_PATH_MAX]; /* LAB_PG_BIN_DIR */
+    char pg_run_as[32];            /* LAB_PG_OS_USER when the lab runs as root, else "" */
     struct lab_region regions[LAB_MAX_REGIONS];
 };
 
@@ -56,6 +84,12 @@ int lab_main(int argc, char **argv);
 int lab_load(struct lab *lab, const char *dir);
 /* Write DIR/lab.json atomically (temporary file, fsync, rename). Prints and returns -1 on error. */
 int lab_save(const struct lab *lab);
+
+/* State of pid, counting it dead unless its /proc/PID/cmdline has `arg` as one argument (and it
+ * is not a zombie). */
+enum lab_proc_state lab_pid_state(pid_t pid, const char *arg);
+/* Poll until pid has exited for good (gone, or a zombie with no thread left); false on timeout. */
+bool lab_pid_wait_gone(pid_t pid, unsigned timeout_ms);
 
 /* State of r->pid, counting it dead unless its cmdline still names r->config (and not a zombie). */
 enum lab_proc_state lab_region_state(const struct lab_region *r);
@@ -76,6 +110,52 @@ int lab_find_coordinator(char *out, size_t size);
 
 /* Print the last `lines` lines of the region's log to stderr, indented. */
 void lab_print_log_tail(const struct lab_region *r, unsigned lines);
+/* The same for any file; `label` names whose it is. */
+void lab_print_file_tail(const char *path, const char *label, unsigned lines);
+
+/* lab_pg.c: creating the databases */
+
+/* Fill r->pg (port base+10*i+2, DIR/<region>/pgdata, pgsock, postgresql.log, options) for region
+ * index i; role primary for i == 0. Checks the socket path fits. Prints and returns -1 on error. */
+int lab_pg_prepare(const struct lab *lab, struct lab_region *r, unsigned i);
+/* Root only: make DIR traversable for the postgres user (chmod 0755) and check its parents. */
+int lab_pg_check_access(const struct lab *lab);
+/* Create (or, when DIR/<region>/pgdata already holds a cluster, reuse) and start every region's
+ * PostgreSQL: primary first, then replicas by pg_basebackup -R with a slot each; then wait until
+ * the primary sees every replica streaming. Saves lab.json after each start. */
+int lab_pg_up(struct lab *lab);
+/* The coordinator.yaml lines for the lab's PostgreSQL: a member's `postgres` conninfo, and the
+ * region's own `postgres:` section. */
+void lab_pg_conninfo(const struct lab_pg *pg, char *out, size_t size);
+void lab_pg_write_config(FILE *f, const struct lab *lab, const struct lab_region *self);
+
+/* lab_pg_ctl.c: running programs, and faults */
+
+/* Run argv (argv[0] an absolute path), stdin /dev/null, as OS user run_as when not NULL or "" (the
+ * lab's pg_run_as; needs root), and wait at most timeout_ms (then SIGKILL it: it is our child).
+ * Output: captured into out (NUL-terminated, truncated) when out != NULL, else appended to log_path
+ * (or dropped when NULL). Returns the exit status, or -1 when it could not run or timed out (with a
+ * message). */
+int lab_pg_exec(const char *run_as, const char *const argv[], const char *log_path, char *out,
+                size_t out_size, unsigned timeout_ms);
+/* One SQL statement through psql over TCP as user postgres; the (trimmed) output into out. */
+int lab_pg_query(const struct lab *lab, const struct lab_pg *pg, const char *sql, char *out,
+                 size_t size);
+/* pg_ctl start -w with the region's options and log; records the postmaster's PID. */
+int lab_pg_start(const struct lab *lab, struct lab_pg *pg, const char *region);
+/* The postmaster's state, counting it dead unless its cmdline names pg->data_dir. */
+enum lab_proc_state lab_pg_state(const struct lab_pg *pg);
+/* If the recorded postmaster is gone, adopt the one DATADIR/postmaster.pid names (a coordinator
+ * restarted it), after checking it belongs to this data directory. */
+void lab_pg_refresh(struct lab_pg *pg);
+/* kill | freeze | thaw | restart of one region's PostgreSQL. Return 0 or 1 (exit status). */
+int lab_pg_signal(struct lab *lab, struct lab_region *r, int sig);
+int lab_pg_restart(struct lab *lab, struct lab_region *r);
+/* Stop every PostgreSQL of the lab (pg_ctl stop -m fast, SIGKILL by PID after a deadline);
+ * returns how many were running, or -1 if some survived. */
+int lab_pg_down(const struct lab *lab);
+/* "primary", "replica", or "-" when it does not answer. */
+const char *lab_pg_role(const struct lab *lab, const struct lab_pg *pg);
 
 /* Monotonic milliseconds. */
 unsigned long long lab_now_ms(void);

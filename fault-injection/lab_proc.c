@@ -50,6 +50,22 @@ static void copy_str(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src != NULL ? src : "");
 }
 
+static void load_pg(struct lab_pg *pg, json_t *o)
+{
+    json_t *pid = json_object_get(o, "pid");
+    pg->enabled = json_is_object(o);
+    if (!pg->enabled)
+        return;
+    pg->port = (unsigned)json_integer_value(json_object_get(o, "port"));
+    pg->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
+    copy_str(pg->role, sizeof pg->role, json_string_value(json_object_get(o, "role")));
+    copy_str(pg->data_dir, sizeof pg->data_dir, json_string_value(json_object_get(o, "data_dir")));
+    copy_str(pg->socket_dir, sizeof pg->socket_dir,
+             json_string_value(json_object_get(o, "socket_dir")));
+    copy_str(pg->log, sizeof pg->log, json_string_value(json_object_get(o, "log")));
+    copy_str(pg->options, sizeof pg->options, json_string_value(json_object_get(o, "options")));
+}
+
 static int load_region(struct lab_region *r, json_t *o)
 {
     json_t *pid = json_object_get(o, "pid");
@@ -64,6 +80,7 @@ static int load_region(struct lab_region *r, json_t *o)
     r->api_port = (unsigned)json_integer_value(json_object_get(o, "api_port"));
     r->raft_port = (unsigned)json_integer_value(json_object_get(o, "raft_port"));
     r->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
+    load_pg(&r->pg, json_object_get(o, "postgres"));
     return r->name[0] != '\0' && r->config[0] != '\0' ? 0 : -1;
 }
 
@@ -92,6 +109,12 @@ int lab_load(struct lab *lab, const char *dir)
         (unsigned)json_integer_value(json_object_get(doc, "snapshot_threshold"));
     lab->snapshot_trailing =
         (unsigned)json_integer_value(json_object_get(doc, "snapshot_trailing"));
+    json_t *pg = json_object_get(doc, "postgres");
+    lab->postgres = json_is_true(json_object_get(pg, "enabled"));
+    copy_str(lab->pg_bin_dir, sizeof lab->pg_bin_dir,
+             json_string_value(json_object_get(pg, "bin_dir")));
+    copy_str(lab->pg_run_as, sizeof lab->pg_run_as,
+             json_string_value(json_object_get(pg, "run_as")));
     json_t *regions = json_object_get(doc, "regions");
     int rc = json_is_array(regions) && json_array_size(regions) <= LAB_MAX_REGIONS ? 0 : -1;
     json_array_foreach(regions, i, o)
@@ -101,6 +124,8 @@ int lab_load(struct lab *lab, const char *dir)
     }
     if (lab->dir[0] == '\0')
         copy_str(lab->dir, sizeof lab->dir, dir);
+    for (unsigned k = 0; rc == 0 && k < lab->n_regions; k++)
+        lab_pg_refresh(&lab->regions[k].pg);
     if (rc != 0)
         fprintf(stderr, "aragora-chaos: %s: not a lab description (regions missing or bad)\n",
                 path);
@@ -108,13 +133,24 @@ int lab_load(struct lab *lab, const char *dir)
     return rc;
 }
 
+static json_t *pg_json(const struct lab_pg *pg)
+{
+    return json_pack("{s:s, s:i, s:s, s:i, s:s, s:s, s:s, s:s}", "host", "127.0.0.1", "port",
+                     (json_int_t)pg->port, "data_dir", pg->data_dir, "pid", (json_int_t)pg->pid,
+                     "log", pg->log, "role", pg->role, "socket_dir", pg->socket_dir, "options",
+                     pg->options);
+}
+
 static json_t *region_json(const struct lab_region *r)
 {
-    return json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:s}", "name", r->name, "id",
-                     (json_int_t)r->id, "api_url", r->api_url, "raft_address", r->raft_address,
-                     "api_port", (json_int_t)r->api_port, "raft_port", (json_int_t)r->raft_port,
-                     "pid", (json_int_t)r->pid, "config", r->config, "log", r->log, "data_dir",
-                     r->data_dir);
+    json_t *o =
+        json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:s}", "name", r->name, "id",
+                  (json_int_t)r->id, "api_url", r->api_url, "raft_address", r->raft_address,
+                  "api_port", (json_int_t)r->api_port, "raft_port", (json_int_t)r->raft_port, "pid",
+                  (json_int_t)r->pid, "config", r->config, "log", r->log, "data_dir", r->data_dir);
+    if (o != NULL && r->pg.enabled)
+        json_object_set_new(o, "postgres", pg_json(&r->pg));
+    return o;
 }
 
 static int write_all(int fd, const char *s, size_t n)
@@ -135,11 +171,12 @@ int lab_save(const struct lab *lab)
 {
     char path[LAB_PATH_MAX + 16], tmp[LAB_PATH_MAX + 32];
     json_t *regions = json_array();
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:o}", "dir", lab->dir, "token_file",
-                            lab->token_file, "coordinator", lab->coordinator, "base_port",
-                            (json_int_t)lab->base_port, "snapshot_threshold",
-                            (json_int_t)lab->snapshot_threshold, "snapshot_trailing",
-                            (json_int_t)lab->snapshot_trailing, "regions", regions);
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:s, s:i, s:i, s:i, s:{s:b, s:s, s:s}, s:o}", "dir", lab->dir, "token_file",
+        lab->token_file, "coordinator", lab->coordinator, "base_port", (json_int_t)lab->base_port,
+        "snapshot_threshold", (json_int_t)lab->snapshot_threshold, "snapshot_trailing",
+        (json_int_t)lab->snapshot_trailing, "postgres", "enabled", (int)lab->postgres, "bin_dir",
+        lab->pg_bin_dir, "run_as", lab->pg_run_as, "regions", regions);
     for (unsigned i = 0; doc != NULL && i < lab->n_regions; i++)
         json_array_append_new(regions, region_json(&lab->regions[i]));
     char *text = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
@@ -202,14 +239,19 @@ static bool cmdline_has(pid_t pid, const char *arg)
     return false;
 }
 
-enum lab_proc_state lab_region_state(const struct lab_region *r)
+enum lab_proc_state lab_pid_state(pid_t pid, const char *arg)
 {
-    if (r->pid <= 0)
+    if (pid <= 0 || arg == NULL || arg[0] == '\0')
         return LAB_PROC_DEAD;
-    char st = proc_state(r->pid);
-    if (st == 0 || st == 'Z' || st == 'X' || !cmdline_has(r->pid, r->config))
+    char st = proc_state(pid);
+    if (st == 0 || st == 'Z' || st == 'X' || !cmdline_has(pid, arg))
         return LAB_PROC_DEAD;
     return st == 'T' || st == 't' ? LAB_PROC_STOPPED : LAB_PROC_ALIVE;
+}
+
+enum lab_proc_state lab_region_state(const struct lab_region *r)
+{
+    return lab_pid_state(r->pid, r->config);
 }
 
 /* Number of threads still listed under /proc/PID/task (0 if the process is gone). */
@@ -240,15 +282,20 @@ static bool proc_exited(pid_t pid)
 
 /* Waits on the pid itself, not on lab_region_is_ours() (see proc_exited). The caller checked the
  * pid was ours before signalling. */
-bool lab_wait_gone(const struct lab_region *r, unsigned timeout_ms)
+bool lab_pid_wait_gone(pid_t pid, unsigned timeout_ms)
 {
     unsigned long long deadline = lab_now_ms() + timeout_ms;
-    while (r->pid > 0 && !proc_exited(r->pid)) {
+    while (pid > 0 && !proc_exited(pid)) {
         if (lab_now_ms() >= deadline)
             return false;
         lab_sleep_ms(20);
     }
     return true;
+}
+
+bool lab_wait_gone(const struct lab_region *r, unsigned timeout_ms)
+{
+    return lab_pid_wait_gone(r->pid, timeout_ms);
 }
 
 /* In the child between fork and exec: only async-signal-safe calls. Reports errno on `report`. */
@@ -353,10 +400,15 @@ int lab_find_coordinator(char *out, size_t size)
 
 void lab_print_log_tail(const struct lab_region *r, unsigned lines)
 {
+    lab_print_file_tail(r->log, r->name, lines);
+}
+
+void lab_print_file_tail(const char *path, const char *label, unsigned lines)
+{
     char buf[8192];
-    FILE *f = fopen(r->log, "r");
+    FILE *f = fopen(path, "r");
     if (f == NULL) {
-        fprintf(stderr, "  (%s: %s)\n", r->log, strerror(errno));
+        fprintf(stderr, "  (%s: %s)\n", path, strerror(errno));
         return;
     }
     long start = 0;
@@ -372,7 +424,7 @@ void lab_print_log_tail(const struct lab_region *r, unsigned lines)
     for (unsigned seen = 0; pos > 0; pos--)
         if (buf[pos - 1] == '\n' && ++seen == lines)
             break;
-    fprintf(stderr, "--- last lines of %s (%s) ---\n", r->log, r->name);
+    fprintf(stderr, "--- last lines of %s (%s) ---\n", path, label);
     for (char *line = strtok(buf + pos, "\n"); line != NULL; line = strtok(NULL, "\n"))
         fprintf(stderr, "  %s\n", line);
 }

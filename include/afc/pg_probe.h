@@ -212,6 +212,10 @@ const struct afc_pg_obs *afc_pg_prober_obs(const struct afc_pg_prober *p, unsign
 /* The reason of target index's most recent failed probe (AFC_PG_OK if none yet). */
 enum afc_pg_reason afc_pg_prober_last_reason(const struct afc_pg_prober *p, unsigned index);
 
+/* How many probes of target index have failed in a row up to now (0: the last one succeeded).
+ * Unlike the reason above, this says whether the target is failing *now*. */
+unsigned afc_pg_prober_failing(const struct afc_pg_prober *p, unsigned index);
+
 /* The AFC_PG_CHG_* mask of target index's most recent report (0 if none yet). */
 unsigned afc_pg_prober_changes(const struct afc_pg_prober *p, unsigned index);
 

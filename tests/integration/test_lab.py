@@ -33,6 +33,7 @@ BIN_DIR = os.environ.get("ARAGORA_BIN_DIR") or os.path.join(HERE, "..", "..", "b
 CHAOS = os.path.join(BIN_DIR, "aragora-chaos")
 CTL = os.path.join(BIN_DIR, "aragoractl")
 COORD = os.path.join(BIN_DIR, "aragora-coordinator")
+PSQL = os.path.join(os.environ.get("ARAGORA_PG_BIN_DIR", "/usr/lib/postgresql/15/bin"), "psql")
 PORT_BASE = int(os.environ.get("ARAGORA_TEST_PORT_BASE", "23000"))
 
 
@@ -130,8 +131,11 @@ class Lab:
     def chaos(self, *args, check=True, timeout=90):
         return run([CHAOS, "lab", *args, "--dir", self.dir], check=check, timeout=timeout)
 
-    def up(self):
-        p = self.chaos("up", "--base-port", str(self.base_port), *self.extra)
+    def up(self, postgres=False):
+        """Bring the lab up. Without postgres=True it is a coordinator-only lab (--no-postgres):
+        most tests are about the coordinators, and PostgreSQL would only make them slower."""
+        pg = [] if postgres else ["--no-postgres"]
+        p = self.chaos("up", "--base-port", str(self.base_port), *pg, *self.extra)
         self.reload()
         return p
 
@@ -668,6 +672,128 @@ def test_lab_down_no_process(lab):
     assert p.stdout.count(" dead ") == 3, p.stdout
 
 
+def psql(port, sql, check=True):
+    """One statement through psql over TCP (trust auth, user postgres); returns the process."""
+    conninfo = "host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=3" % port
+    return run([PSQL, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql],
+               timeout=20, check=check)
+
+
+def psql_value(port, sql):
+    """The output of sql, stripped, or None when it failed (server down, table not there yet)."""
+    p = psql(port, sql, check=False)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def streaming_count(port):
+    v = psql_value(port, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+    return int(v) if v is not None else -1
+
+
+def pg_children(ppid):
+    """PIDs of the processes whose parent is ppid (a postmaster's children)."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == ppid:
+            kids.append(int(d))
+    return kids
+
+
+def pg_status_line(lab, region):
+    """The region's line in the POSTGRES table of `lab status`."""
+    out = lab.chaos("status").stdout
+    table = out[out.index("POSTGRES"):]
+    return next(line for line in table.splitlines() if line.startswith(region + " "))
+
+
+def test_lab_postgres(lab):
+    t0 = time.monotonic()
+    lab.up(postgres=True)
+    print("  lab up with 3 PostgreSQL servers: %.1f s" % (time.monotonic() - t0))
+    regions = lab.info["regions"]
+    ports = {}
+    for i, r in enumerate(regions):
+        pg = r["postgres"]
+        assert {"host", "port", "data_dir", "pid", "log", "role"} <= set(pg), pg
+        assert pg["host"] == "127.0.0.1" and pg["port"] == lab.base_port + 10 * i + 2, pg
+        assert pg["role"] == ("primary" if i == 0 else "replica"), pg
+        assert pg["data_dir"] == os.path.join(lab.dir, r["name"], "pgdata"), pg
+        assert not pid_gone(pg["pid"]), pg
+        ports[r["name"]] = pg["port"]
+        want = "f" if i == 0 else "t"
+        assert psql_value(pg["port"], "SELECT pg_is_in_recovery()") == want, r["name"]
+        run([COORD, "--check-config", "--config", r["config"]])
+        with open(r["config"]) as f:
+            text = f.read()
+        assert 'options: "%s"' % pg["options"] in text, text
+        assert "port %d" % pg["port"] not in open(os.path.join(pg["data_dir"], "postgresql.conf")).read()
+    primary, replicas = regions[0]["name"], [r["name"] for r in regions[1:]]
+    for name in replicas:
+        assert " replica " in pg_status_line(lab, name)
+    assert " primary " in pg_status_line(lab, primary)
+
+    # a write on the primary reaches both replicas
+    t1 = time.monotonic()
+    psql(ports[primary], "CREATE TABLE lab_probe (id int PRIMARY KEY); INSERT INTO lab_probe VALUES (1)")
+    for name in replicas:
+        wait_for("%s to replay the write" % name,
+                 lambda n=name: psql_value(ports[n], "SELECT count(*) FROM lab_probe") == "1",
+                 timeout=15, interval=0.1)
+    print("  write replicated to both replicas in %.2f s" % (time.monotonic() - t1))
+    wait_for("2 replicas streaming", lambda: streaming_count(ports[primary]) == 2, timeout=15)
+
+    # kill a replica's postmaster: its children follow it, the coordinator stays
+    victim = replicas[0]
+    vic = lab.region(victim)
+    old_pid = vic["postgres"]["pid"]
+    kids = pg_children(old_pid)
+    assert kids, "postmaster %d has no children?" % old_pid
+    lab.chaos("kill", victim, "--what", "postgres")
+    assert pid_gone(old_pid)
+    left = [k for k in kids if not pid_gone(k)]
+    assert not left, "children of the killed postmaster still running: %s" % left
+    assert not pid_gone(vic["pid"]), "--what postgres must not touch the coordinator"
+    assert " dead " in pg_status_line(lab, victim)
+    wait_for("primary to see 1 replica", lambda: streaming_count(ports[primary]) == 1, timeout=15)
+
+    # restart: it comes back as a replica (the data directory decides) and streams again
+    t2 = time.monotonic()
+    lab.chaos("restart", victim, "--what", "postgres")
+    lab.reload()
+    new_pid = lab.region(victim)["postgres"]["pid"]
+    assert new_pid != old_pid and not pid_gone(new_pid)
+    wait_for("2 replicas streaming again", lambda: streaming_count(ports[primary]) == 2, timeout=20)
+    print("  replica restarted and streaming again in %.2f s" % (time.monotonic() - t2))
+    assert psql_value(ports[victim], "SELECT pg_is_in_recovery()") == "t"
+    line = pg_status_line(lab, victim)
+    assert " alive " in line and " replica " in line, line
+
+    # freeze and thaw reach the postmaster and its children
+    lab.chaos("freeze", replicas[1], "--what", "postgres")
+    assert " stopped " in pg_status_line(lab, replicas[1])
+    lab.chaos("thaw", replicas[1], "--what", "postgres")
+    assert " alive " in pg_status_line(lab, replicas[1])
+
+    # down stops every PostgreSQL (and their children) by PID
+    lab.reload()
+    postmasters = [r["postgres"]["pid"] for r in lab.info["regions"]]
+    children = [k for pm in postmasters for k in pg_children(pm)]
+    lab.chaos("freeze", primary, "--what", "region")  # down must also stop frozen ones
+    p = lab.chaos("down", timeout=90)
+    assert "3 PostgreSQL servers" in p.stdout, p.stdout
+    left = [pid for pid in postmasters + children if not pid_gone(pid)]
+    assert not left, "postgres processes left after lab down: %s" % left
+    p = lab.chaos("down", timeout=60)  # safe to repeat
+    assert "0 PostgreSQL servers" in p.stdout, p.stdout
+
+
 TESTS = [
     test_leader_elected,
     test_leader_failover,
@@ -682,6 +808,7 @@ TESTS = [
     test_corrupt_data_dir,
     test_garbage_peer,
     test_lab_down_no_process,
+    test_lab_postgres,
 ]
 
 

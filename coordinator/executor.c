@@ -1,0 +1,553 @@
+/*
+ * Executing the failover steps (ARCHITECTURE.md §5) and keeping the local PostgreSQL running.
+ *
+ * Called from the agent's tick. Each node looks at the committed failover record and its own
+ * role in it, and runs at most one external action at a time (psql, pg_ctl, pg_rewind through
+ * afc_run, so the loop never blocks). Every action is idempotent and keyed by the failover's
+ * epoch; progress is reported through the log (report.c), so a new leader, or this node after a
+ * restart, continues from the committed step:
+ *
+ *   candidate (`to`):   DECIDED  → detach from the old primary, wait (bounded) until replay has
+ *                                  caught up with what was received → report FENCED
+ *                       FENCED   → pg_promote, create slots for the others → report PROMOTED
+ *                                  (timeline, LSN); a failed promotion reports ABORTED
+ *   other replicas:     DECIDED  → detach (stop following the old primary)
+ *                       PROMOTED → follow the new primary (ALTER SYSTEM + reload, no restart)
+ *   leader:             PROMOTED → DONE once every live replica streams from the new primary
+ *   own PostgreSQL down (not paused): restart it if this region is the authorized primary or a
+ *   replica; if it is the deposed old primary, pg_rewind it from the new primary and start it as
+ *   a replica (rejoin).
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "afc/log.h"
+#include "afc/run.h"
+#include "coordinator/daemon.h"
+#include "coordinator/executor.h"
+#include "coordinator/report.h"
+
+#define SQL_TIMEOUT_MS       15000
+#define PROMOTE_TIMEOUT_MS   70000
+#define START_TIMEOUT_MS     90000
+#define REWIND_TIMEOUT_MS    300000
+#define CATCHUP_MAX_MS       5000  /* candidate waits at most this for replay to catch up */
+#define REPOINT_RETRY_MS     10000 /* re-point again if still not streaming from the new primary */
+#define DONE_AFTER_MS        15000 /* leader closes the sequence even if a replica lags behind */
+#define DOWN_BEFORE_START_MS 500   /* own PostgreSQL refused connections this long → act */
+
+enum action {
+    ACT_NONE = 0,
+    ACT_DETACH,
+    ACT_CATCHUP,
+    ACT_PROMOTE,
+    ACT_REPOINT,
+    ACT_START,
+    ACT_REWIND,
+};
+
+static int64_t wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_ms(const struct afc_executor *x)
+{
+    return uv_now(x->d->loop);
+}
+
+static const struct afc_state *state_of(const struct afc_executor *x)
+{
+    return afc_node_state(&x->d->node);
+}
+
+static const char *self_name(const struct afc_executor *x)
+{
+    return x->d->cfg.region;
+}
+
+static const struct afc_config_member *cfg_member(const struct afc_executor *x, const char *name)
+{
+    for (unsigned i = 0; i < x->d->cfg.n_members; i++) {
+        if (strcmp(x->d->cfg.members[i].name, name) == 0) {
+            return &x->d->cfg.members[i];
+        }
+    }
+    return NULL;
+}
+
+/* Replication slot name of a region: '-' is not allowed in slot names. */
+static void slot_name(const char *region, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", region);
+    for (char *c = out; *c; c++) {
+        *c = *c == '-' ? '_' : *c;
+    }
+}
+
+/* ---- running things ---- */
+
+static void action_done(struct afc_executor *x, enum action act, bool ok, const char *output);
+
+static void run_cb(struct afc_run *run, const struct afc_run_result *res, void *data)
+{
+    struct afc_executor *x = data;
+    (void)run;
+    enum action act = x->running;
+    bool ok = !res->timed_out && res->term_signal == 0 && res->exit_status == 0;
+    x->running = ACT_NONE;
+    if (!ok) {
+        char how[96];
+        afc_run_describe(res, how, sizeof how);
+        afc_warn("%s: %s: %s", x->what, how, res->output);
+    }
+    if (!x->stopping) {
+        action_done(x, act, ok, res->output);
+    }
+}
+
+static void start_action(struct afc_executor *x, enum action act, const char *what,
+                         const char *const *argv, unsigned timeout_ms)
+{
+    struct afc_run_options opt = {
+        .argv = argv, .run_as = x->d->cfg.pg_run_as, .timeout_ms = timeout_ms};
+    struct afc_err err = {0};
+    snprintf(x->what, sizeof x->what, "%s", what);
+    if (afc_run_start(x->d->loop, &opt, run_cb, x, NULL, &err) == 0) {
+        x->running = act;
+    } else {
+        afc_error("while %s: %s", what, err.msg);
+    }
+}
+
+/* psql against the local PostgreSQL; each statement is its own -c (ALTER SYSTEM refuses to run
+ * inside the implicit transaction of a multi-statement string). */
+static void run_sql(struct afc_executor *x, enum action act, const char *what,
+                    const char *const *stmts, unsigned timeout_ms)
+{
+    char psql[AFC_PATH_MAX + 8];
+    const char *argv[24];
+    unsigned n = 0;
+    snprintf(psql, sizeof psql, "%s/psql", x->d->cfg.pg_bin_dir);
+    argv[n++] = psql;
+    argv[n++] = "-X";
+    argv[n++] = "-A";
+    argv[n++] = "-t";
+    argv[n++] = "-q";
+    argv[n++] = "-v";
+    argv[n++] = "ON_ERROR_STOP=1";
+    argv[n++] = "-d";
+    argv[n++] = x->d->cfg.database_url;
+    for (unsigned i = 0; stmts[i] != NULL && n + 3 < sizeof argv / sizeof argv[0]; i++) {
+        argv[n++] = "-c";
+        argv[n++] = stmts[i];
+    }
+    argv[n] = NULL;
+    start_action(x, act, what, argv, timeout_ms);
+}
+
+/* ---- reports ---- */
+
+static void step_report_cb(void *data, int status, enum afc_apply_result result)
+{
+    struct afc_executor *x = data;
+    if (status != 0 || (result != AFC_APPLY_OK && result != AFC_APPLY_NOOP)) {
+        afc_info("failover step report not applied (%s / %s); will retry", afc_strerror(status),
+                 afc_apply_result_name(result));
+        if (!x->stopping) {
+            x->step_reported = AFC_FO_NONE;
+        }
+    }
+}
+
+static void report_step(struct afc_executor *x, enum afc_fo_step step, uint32_t timeline,
+                        uint64_t lsn, const char *detail)
+{
+    struct afc_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.op = AFC_OP_FAILOVER_STEP;
+    cmd.wall_ms = wall_now_ms();
+    snprintf(cmd.by, sizeof cmd.by, "%s", self_name(x));
+    cmd.u.failover_step.epoch = x->epoch;
+    cmd.u.failover_step.step = (uint8_t)step;
+    cmd.u.failover_step.timeline = timeline;
+    cmd.u.failover_step.lsn = lsn;
+    snprintf(cmd.u.failover_step.detail, sizeof cmd.u.failover_step.detail, "%s", detail);
+    x->step_reported = step;
+    if (afc_report_send(x->d, &cmd, step_report_cb, x) != 0) {
+        x->step_reported = AFC_FO_NONE; /* no leader right now: the next tick tries again */
+    }
+}
+
+/* ---- the candidate ---- */
+
+static void detach(struct afc_executor *x, const char *why)
+{
+    static const char *const stmts[] = {"ALTER SYSTEM SET primary_conninfo = ''",
+                                        "SELECT pg_reload_conf()", NULL};
+    afc_event("detaching", "region=%s epoch=%" PRIu64 " reason=%s", self_name(x), x->epoch, why);
+    run_sql(x, ACT_DETACH, "detaching from the old primary", stmts, SQL_TIMEOUT_MS);
+}
+
+static void check_catchup(struct afc_executor *x)
+{
+    static const char *const stmts[] = {
+        "SELECT coalesce(pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn(), true)", NULL};
+    run_sql(x, ACT_CATCHUP, "waiting for replay to catch up", stmts, SQL_TIMEOUT_MS);
+}
+
+static void promote(struct afc_executor *x)
+{
+    static char slots[1024];
+    char one[160], name[AFC_NAME_MAX];
+    const struct afc_state *s = state_of(x);
+    /* One statement that creates a slot for every other member (idempotent). */
+    snprintf(slots, sizeof slots,
+             "SELECT count(pg_create_physical_replication_slot(n)) FROM "
+             "unnest(ARRAY[''");
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        if (strcmp(s->members[i].name, self_name(x)) != 0) {
+            slot_name(s->members[i].name, name, sizeof name);
+            snprintf(one, sizeof one, ", '%s'", name);
+            strncat(slots, one, sizeof slots - strlen(slots) - 1);
+        }
+    }
+    strncat(slots,
+            "]) AS n WHERE n <> '' AND NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE "
+            "slot_name = n)",
+            sizeof slots - strlen(slots) - 1);
+    const char *const stmts[] = {
+        "SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(true, 60) ELSE true END", slots,
+        /* the timeline from the current WAL file name: exact right after the promotion */
+        "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int || "
+        "' ' || pg_current_wal_lsn()",
+        NULL};
+    afc_event("promoting", "region=%s epoch=%" PRIu64, self_name(x), x->epoch);
+    run_sql(x, ACT_PROMOTE, "promoting", stmts, PROMOTE_TIMEOUT_MS);
+}
+
+static uint64_t parse_lsn(const char *s)
+{
+    unsigned long hi = 0, lo = 0;
+    return sscanf(s, "%lx/%lx", &hi, &lo) == 2 ? ((uint64_t)hi << 32) | lo : 0;
+}
+
+/* The last line of psql's output is "TIMELINE LSN". */
+static void promoted(struct afc_executor *x, const char *output)
+{
+    const char *last = output, *nl;
+    while ((nl = strchr(last, '\n')) != NULL && nl[1] != '\0') {
+        last = nl + 1;
+    }
+    unsigned tli = 0;
+    char lsn[32] = "";
+    if (sscanf(last, "%u %31s", &tli, lsn) != 2) {
+        afc_warn("promoted, but could not read the timeline and LSN from '%s'", last);
+    }
+    afc_event("promoted-here", "region=%s epoch=%" PRIu64 " timeline=%u lsn=%s", self_name(x),
+              x->epoch, tli, lsn);
+    report_step(x, AFC_FO_PROMOTED, tli, parse_lsn(lsn), "pg_promote done");
+}
+
+static void candidate_tick(struct afc_executor *x, const struct afc_failover *f)
+{
+    if (f->step == AFC_FO_DECIDED && x->step_reported != AFC_FO_FENCED) {
+        if (!x->detached) {
+            detach(x, "candidate");
+        } else {
+            check_catchup(x);
+        }
+    } else if (f->step == AFC_FO_FENCED && x->step_reported != AFC_FO_PROMOTED &&
+               x->step_reported != AFC_FO_ABORTED) {
+        promote(x);
+    }
+}
+
+/* ---- the other replicas ---- */
+
+static void repoint(struct afc_executor *x, const char *to)
+{
+    const struct afc_config_member *m = cfg_member(x, to);
+    char slot[AFC_NAME_MAX], conninfo[AFC_PATH_MAX + 96], s1[AFC_PATH_MAX + 160], s2[128];
+    if (m == NULL || m->postgres[0] == '\0' || strchr(m->postgres, '\'') != NULL) {
+        afc_error("cannot follow %s: no usable postgres conninfo in the configuration", to);
+        return;
+    }
+    slot_name(self_name(x), slot, sizeof slot);
+    snprintf(conninfo, sizeof conninfo, "%s application_name=%s", m->postgres, slot);
+    snprintf(s1, sizeof s1, "ALTER SYSTEM SET primary_conninfo = '%s'", conninfo);
+    snprintf(s2, sizeof s2, "ALTER SYSTEM SET primary_slot_name = '%s'", slot);
+    const char *const stmts[] = {s1, s2, "SELECT pg_reload_conf()", NULL};
+    afc_event("repointing", "region=%s to=%s epoch=%" PRIu64, self_name(x), to, x->epoch);
+    x->repointed_at_ms = now_ms(x);
+    run_sql(x, ACT_REPOINT, "following the new primary", stmts, SQL_TIMEOUT_MS);
+}
+
+static const struct afc_pg_obs *own_obs(const struct afc_executor *x)
+{
+    const struct afc_state *s = state_of(x);
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        if (strcmp(s->members[i].name, self_name(x)) == 0) {
+            return &s->obs[i][i];
+        }
+    }
+    return NULL;
+}
+
+static void replica_tick(struct afc_executor *x, const struct afc_failover *f)
+{
+    const struct afc_pg_obs *mine = x->local;
+    if (mine == NULL || !mine->healthy || mine->role != AFC_PG_REPLICA) {
+        return;
+    }
+    if ((f->step == AFC_FO_DECIDED || f->step == AFC_FO_FENCED) && !x->detached) {
+        detach(x, "replica");
+    } else if ((f->step == AFC_FO_PROMOTED || f->step == AFC_FO_DONE) &&
+               strcmp(mine->upstream, f->to) != 0 &&
+               (x->repointed_at_ms == 0 || now_ms(x) - x->repointed_at_ms > REPOINT_RETRY_MS)) {
+        repoint(x, f->to);
+    }
+}
+
+/* ---- the leader closes the sequence ---- */
+
+static bool replicas_follow(const struct afc_state *s, const struct afc_failover *f)
+{
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        const struct afc_pg_obs *o = &s->obs[i][i];
+        bool other =
+            strcmp(s->members[i].name, f->to) != 0 && strcmp(s->members[i].name, f->from) != 0;
+        if (other && o->valid && o->healthy && o->role == AFC_PG_REPLICA &&
+            strcmp(o->upstream, f->to) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void leader_tick(struct afc_executor *x, const struct afc_failover *f)
+{
+    if (f->step != AFC_FO_PROMOTED || !afc_node_is_ready(&x->d->node)) {
+        x->promoted_seen_ms = 0;
+        return;
+    }
+    if (x->promoted_seen_ms == 0) {
+        x->promoted_seen_ms = now_ms(x);
+    }
+    bool all = replicas_follow(state_of(x), f);
+    if ((all || now_ms(x) - x->promoted_seen_ms > DONE_AFTER_MS) &&
+        x->step_reported != AFC_FO_DONE) {
+        report_step(x, AFC_FO_DONE, 0, 0,
+                    all ? "replicas follow the new primary" : "closed with replicas lagging");
+    }
+}
+
+/* ---- keeping the local PostgreSQL running, and rejoin ---- */
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char path[AFC_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void pg_start(struct afc_executor *x, const char *why)
+{
+    const struct afc_config *c = &x->d->cfg;
+    char pg_ctl[AFC_PATH_MAX + 16];
+    snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", c->pg_bin_dir);
+    const char *argv[16];
+    unsigned n = 0;
+    argv[n++] = pg_ctl;
+    argv[n++] = "start";
+    argv[n++] = "-w";
+    argv[n++] = "-t";
+    argv[n++] = "60";
+    argv[n++] = "-D";
+    argv[n++] = c->pg_data_dir;
+    if (c->pg_options[0] != '\0') {
+        argv[n++] = "-o";
+        argv[n++] = c->pg_options;
+    }
+    if (c->pg_log_file[0] != '\0') {
+        argv[n++] = "-l";
+        argv[n++] = c->pg_log_file;
+    }
+    argv[n] = NULL;
+    afc_event("pg-starting", "region=%s reason=%s", c->region, why);
+    start_action(x, ACT_START, "starting PostgreSQL", argv, START_TIMEOUT_MS);
+}
+
+static void rewind_from(struct afc_executor *x, const char *primary)
+{
+    const struct afc_config *c = &x->d->cfg;
+    const struct afc_config_member *m = cfg_member(x, primary);
+    if (m == NULL || m->postgres[0] == '\0') {
+        return;
+    }
+    char pg_rewind[AFC_PATH_MAX + 16], source[AFC_PATH_MAX + 32], slot[AFC_NAME_MAX];
+    slot_name(c->region, slot, sizeof slot);
+    snprintf(pg_rewind, sizeof pg_rewind, "%s/pg_rewind", c->pg_bin_dir);
+    snprintf(source, sizeof source, "--source-server=%s application_name=%s", m->postgres, slot);
+    const char *argv[] = {pg_rewind, "-D", c->pg_data_dir, source, "-R", NULL};
+    snprintf(x->rewind_from, sizeof x->rewind_from, "%s", primary);
+    afc_event("rejoining", "region=%s from=%s epoch=%" PRIu64, c->region, primary,
+              state_of(x)->epoch);
+    start_action(x, ACT_REWIND, "rewinding to rejoin", argv, REWIND_TIMEOUT_MS);
+}
+
+/* After pg_rewind -R: name our slot too (the -R conninfo has no slot), then start. */
+static void rewound(struct afc_executor *x)
+{
+    char path[AFC_PATH_MAX + 32], slot[AFC_NAME_MAX];
+    slot_name(x->d->cfg.region, slot, sizeof slot);
+    snprintf(path, sizeof path, "%s/postgresql.auto.conf", x->d->cfg.pg_data_dir);
+    FILE *f = fopen(path, "a");
+    if (f != NULL) {
+        fprintf(f, "primary_slot_name = '%s'\n", slot);
+        fclose(f);
+    }
+    afc_event("rewound", "region=%s from=%s", x->d->cfg.region, x->rewind_from);
+    pg_start(x, "rejoin as a replica");
+}
+
+static bool primary_is_up(const struct afc_executor *x, const char **name)
+{
+    const struct afc_state *s = state_of(x);
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        if (strcmp(s->members[i].name, s->primary) == 0 && s->obs[i][i].valid &&
+            s->obs[i][i].healthy && s->obs[i][i].role == AFC_PG_PRIMARY) {
+            *name = s->members[i].name;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void local_tick(struct afc_executor *x)
+{
+    const struct afc_state *s = state_of(x);
+    /* the raw last probe, not the hysteresis: a restart must begin well within the lease */
+    bool down = x->local != NULL && x->local_refused;
+    if (!down || s->paused || s->epoch == 0 || now_ms(x) < x->hold_until_ms) {
+        x->down_since_ms = 0;
+        return;
+    }
+    if (x->down_since_ms == 0) {
+        x->down_since_ms = now_ms(x);
+    }
+    if (now_ms(x) - x->down_since_ms < DOWN_BEFORE_START_MS) {
+        return;
+    }
+    const char *dir = x->d->cfg.pg_data_dir;
+    const char *primary = NULL;
+    x->down_since_ms = now_ms(x); /* retry no sooner than DOWN_BEFORE_START_MS after this */
+    if (strcmp(s->primary, self_name(x)) == 0) {
+        /* Only while we hold the lease: a primary that fenced itself because its lease ran out
+         * (cut off from the quorum) must stay down, whatever its stale view of the state says. */
+        if (x->lease_valid) {
+            x->restarting_since_ms = x->restarting_since_ms ? x->restarting_since_ms : now_ms(x);
+            pg_start(x, "authorized primary is down");
+        }
+    } else if (file_exists(dir, "standby.signal")) {
+        pg_start(x, "replica is down");
+    } else if (primary_is_up(x, &primary)) {
+        rewind_from(x, primary); /* the deposed old primary */
+    }
+}
+
+/* ---- results ---- */
+
+static void action_done(struct afc_executor *x, enum action act, bool ok, const char *output)
+{
+    switch (act) {
+    case ACT_DETACH:
+        x->detached = ok;
+        break;
+    case ACT_CATCHUP:
+        if ((ok && strncmp(output, "t", 1) == 0) || now_ms(x) > x->catchup_deadline_ms) {
+            report_step(x, AFC_FO_FENCED, 0, 0,
+                        ok && output[0] == 't' ? "detached, replay caught up"
+                                               : "detached, catch-up wait ended");
+        }
+        break;
+    case ACT_PROMOTE:
+        if (ok) {
+            promoted(x, output);
+        } else {
+            report_step(x, AFC_FO_ABORTED, 0, 0, "pg_promote failed");
+        }
+        break;
+    case ACT_REWIND:
+        if (ok) {
+            rewound(x);
+        } else {
+            afc_event("rejoin-failed", "region=%s from=%s", x->d->cfg.region, x->rewind_from);
+        }
+        break;
+    case ACT_START:
+        /* give the probe time to see it up before judging it down again */
+        x->hold_until_ms = ok ? now_ms(x) + 3000 : 0;
+        break;
+    case ACT_REPOINT:
+    case ACT_NONE:
+        break;
+    }
+}
+
+/* ---- the tick ---- */
+
+void afc_executor_tick(struct afc_executor *x, const struct afc_pg_obs *local, bool local_refused,
+                       bool lease_valid)
+{
+    const struct afc_state *s = state_of(x);
+    const struct afc_failover *f = &s->failover;
+    x->local = local;
+    x->local_refused = local_refused;
+    x->lease_valid = lease_valid;
+    if (local != NULL && local->valid && local->healthy) {
+        x->restarting_since_ms = 0;
+    }
+    if (x->running != ACT_NONE || x->d->cfg.pg_data_dir[0] == '\0' ||
+        x->d->cfg.database_url[0] == '\0') {
+        return;
+    }
+    if (f->epoch != x->epoch) { /* a new failover: forget the per-epoch progress */
+        x->epoch = f->epoch;
+        x->detached = false;
+        x->step_reported = AFC_FO_NONE;
+        x->repointed_at_ms = 0;
+        x->catchup_deadline_ms = now_ms(x) + CATCHUP_MAX_MS;
+    }
+    bool active = !afc_fo_step_is_final(f->step) || f->step == AFC_FO_DONE;
+    if (active && strcmp(f->to, self_name(x)) == 0) {
+        candidate_tick(x, f);
+    } else if (active && strcmp(f->from, self_name(x)) != 0) {
+        replica_tick(x, f);
+    }
+    if (x->running == ACT_NONE) {
+        leader_tick(x, f);
+    }
+    if (x->running == ACT_NONE) {
+        local_tick(x);
+    }
+    (void)own_obs;
+}
+
+void afc_executor_init(struct afc_executor *x, struct afc_daemon *d)
+{
+    memset(x, 0, sizeof *x);
+    x->d = d;
+}
+
+void afc_executor_stop(struct afc_executor *x)
+{
+    x->stopping = true;
+}

@@ -1,0 +1,46 @@
+/*
+ * Executing the committed failover steps on this node, and keeping its PostgreSQL running
+ * (coordinator/executor.c). Driven by the agent's tick; one external action at a time.
+ */
+#ifndef AFC_EXECUTOR_H
+#define AFC_EXECUTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "afc/failover.h"
+#include "afc/state.h"
+
+struct afc_daemon;
+
+struct afc_executor {
+    struct afc_daemon *d;
+    int running;   /* enum action in executor.c; 0 = idle */
+    char what[64]; /* what the running action is doing, for messages */
+    bool stopping;
+    /* progress in the current failover (reset when its epoch changes) */
+    afc_epoch epoch;
+    bool detached;
+    enum afc_fo_step step_reported; /* last step this node reported for `epoch` */
+    uint64_t catchup_deadline_ms;
+    uint64_t repointed_at_ms;
+    uint64_t promoted_seen_ms; /* leader: when it first saw PROMOTED */
+    /* the local PostgreSQL */
+    const struct afc_pg_obs *local; /* this node's live view of it (borrowed for the tick) */
+    bool local_refused;             /* its last probe failed with nothing listening */
+    uint64_t down_since_ms;
+    uint64_t hold_until_ms;       /* after a successful start, no local action before this */
+    uint64_t restarting_since_ms; /* restarting the authorized primary since (0 = not) */
+    bool lease_valid;             /* this node holds the write lease now (from the agent) */
+    char rewind_from[AFC_NAME_MAX];
+};
+
+void afc_executor_init(struct afc_executor *x, struct afc_daemon *d);
+/* One step of work: local = this node's live observation of its own PostgreSQL (NULL if not
+ * probed), local_refused = its last probe found nothing listening. */
+void afc_executor_tick(struct afc_executor *x, const struct afc_pg_obs *local, bool local_refused,
+                       bool lease_valid);
+/* No more actions start; a running one completes silently. */
+void afc_executor_stop(struct afc_executor *x);
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * The lab's PostgreSQL at run time: running its programs (pg_ctl, psql; as the postgres OS user
+ * when the lab runs as root, since PostgreSQL refuses to run as root), and the faults.
+ *
+ * Every signal goes to a PID the lab recorded, and only after /proc/PID/cmdline showed that it is
+ * the postmaster of this region's data directory (lab_pg_state). Freeze and thaw reach the
+ * postmaster's children too (every process whose parent is the postmaster, read from /proc): a
+ * frozen postmaster alone would leave its walsenders and backends serving. Kill is SIGKILL to the
+ * postmaster only; its children notice the postmaster's death and exit by themselves, which
+ * lab_pg_signal waits for before it reports.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lab.h"
+
+#define PG_MAX_CHILDREN   256
+#define PG_STOP_WAIT_MS   15000u
+#define PG_CHILDREN_GONE  10000u
+#define PG_QUERY_TIMEOUT  10000u
+#define PG_REAP_WAIT_MS   10000u
+#define PG_START_TIMEOUTS "60" /* pg_ctl -t, seconds */
+
+/* ---- running programs ---- */
+
+struct run_as {
+    bool drop;
+    uid_t uid;
+    gid_t gid;
+};
+
+static int resolve_user(const char *user, struct run_as *who)
+{
+    who->drop = user != NULL && user[0] != '\0';
+    if (!who->drop)
+        return 0;
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        fprintf(stderr,
+                "aragora-chaos: no OS user '%s' to run PostgreSQL as (install postgresql-15)\n",
+                user);
+        return -1;
+    }
+    who->uid = pw->pw_uid;
+    who->gid = pw->pw_gid;
+    return 0;
+}
+
+/* In the child between fork and exec: async-signal-safe calls only. */
+static void child_exec(const char *const argv[], const struct run_as *who, int out_fd)
+{
+    sigset_t none;
+    int in = open("/dev/null", O_RDONLY);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+        _exit(126);
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    if (who->drop && (setgroups(1, &who->gid) != 0 || setgid(who->gid) != 0 ||
+                      setuid(who->uid) != 0 || chdir("/") != 0))
+        _exit(126);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+/* Read the child's output into out until EOF or the deadline. */
+static void collect_output(int fd, char *out, size_t size, unsigned long long deadline)
+{
+    size_t have = 0;
+    char sink[512];
+    for (;;) {
+        unsigned long long now = lab_now_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0)
+            return;
+        bool room = out != NULL && have + 1 < size;
+        ssize_t n = room ? read(fd, out + have, size - 1 - have) : read(fd, sink, sizeof sink);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        if (room) {
+            have += (size_t)n;
+            out[have] = '\0';
+        }
+    }
+}
+
+/* Reap our child by the deadline, else SIGKILL it (it is ours: unreaped). -1 on timeout. */
+static int reap(pid_t pid, const char *name, unsigned long long deadline, unsigned timeout_ms)
+{
+    int status;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (lab_now_ms() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fprintf(stderr, "aragora-chaos: %s did not finish within %u s; killed\n", name,
+                    timeout_ms / 1000);
+            return -1;
+        }
+        lab_sleep_ms(10);
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status) >= 126 ? -1 : WEXITSTATUS(status);
+    return -1;
+}
+
+static int open_output(const char *log_path, int pipefd[2], bool capture)
+{
+    if (capture)
+        return pipe2(pipefd, O_CLOEXEC) == 0 ? pipefd[1] : -1;
+    return open(log_path != NULL ? log_path : "/dev/null",
+                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+int lab_pg_exec(const char *run_as, const char *const argv[], const char *log_path, char *out,
+                size_t out_size, unsigned timeout_ms)
+{
+    struct run_as who;
+    int pipefd[2] = {-1, -1};
+    if (out != NULL && out_size > 0)
+        out[0] = '\0';
+    if (resolve_user(run_as, &who) != 0)
+        return -1;
+    int out_fd = open_output(log_path, pipefd, out != NULL);
+    if (out_fd < 0) {
+        fprintf(stderr, "aragora-chaos: %s: %s\n", log_path != NULL ? log_path : "pipe",
+                strerror(errno));
+        return -1;
+    }
+    unsigned long long deadline = lab_now_ms() + timeout_ms;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        child_exec(argv, &who, out_fd);
+    close(out_fd);
+    if (pid > 0 && out != NULL)
+        collect_output(pipefd[0], out, out_size, deadline);
+    if (pipefd[0] >= 0)
+        close(pipefd[0]);
+    if (pid < 0) {
+        fprintf(stderr, "aragora-chaos: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    int rc = reap(pid, argv[0], deadline, timeout_ms);
+    if (rc == -1 && lab_now_ms() < deadline)
+        fprintf(stderr, "aragora-chaos: could not run %s%s%s\n", argv[0], who.drop ? " as " : "",
+                who.drop ? run_as : "");
+    return rc;
+}
+
+int lab_pg_query(const struct lab *lab, const struct lab_pg *pg, const char *sql, char *out,
+                 size_t size)
+{
+    char psql[LAB_PATH_MAX + 8], conninfo[256];
+    snprintf(psql, sizeof psql, "%s/psql", lab->pg_bin_dir);
+    snprintf(conninfo, sizeof conninfo,
+             "host=127.0.0.1 port=%u user=postgres dbname=postgres connect_timeout=3", pg->port);
+    const char *argv[] = {psql, "-X",     "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+                          "-d", conninfo, "-c", sql,  NULL};
+    /* psql runs as whoever runs the lab: it only needs TCP, and trust auth names the user */
+    int rc = lab_pg_exec(NULL, argv, NULL, out, size, PG_QUERY_TIMEOUT);
+    size_t n = strlen(out);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        out[--n] = '\0';
+    return rc == 0 ? 0 : -1;
+}
+
+const char *lab_pg_role(const struct lab *lab, const struct lab_pg *pg)
+{
+    char out[256];
+    if (lab_pg_state(pg) != LAB_PROC_ALIVE ||
+        lab_pg_query(lab, pg, "SELECT pg_is_in_recovery()", out, sizeof out) != 0)
+        return "-";
+    return strcmp(out, "t") == 0 ? "replica" : strcmp(out, "f") == 0 ? "primary" : "?";
+}
+
+/* ---- the postmaster ---- */
+
+enum lab_proc_state lab_pg_state(const struct lab_pg *pg)
+{
+    return pg->enabled ? lab_pid_state(pg->pid, pg->data_dir) : LAB_PROC_DEAD;
+}
+
+static pid_t read_postmaster_pid(const struct lab_pg *pg);
+
+/* The coordinators restart their PostgreSQL themselves (local restart, rejoin), so the pid in
+ * lab.json can be stale. The data directory's own postmaster.pid names the running one; adopt it
+ * only if that process really is a postmaster of this data directory (its cmdline says so). */
+void lab_pg_refresh(struct lab_pg *pg)
+{
+    if (!pg->enabled || lab_pg_state(pg) != LAB_PROC_DEAD)
+        return;
+    pid_t now = read_postmaster_pid(pg);
+    if (now > 0 && lab_pid_state(now, pg->data_dir) != LAB_PROC_DEAD)
+        pg->pid = now;
+}
+
+/* The first line of DATADIR/postmaster.pid, or 0. */
+static pid_t read_postmaster_pid(const struct lab_pg *pg)
+{
+    char path[LAB_PATH_MAX + 32];
+    long pid = 0;
+    snprintf(path, sizeof path, "%s/postmaster.pid", pg->data_dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    return (pid_t)pid;
+}
+
+/* A killed postmaster stays a zombie until init reaps it (here about a second), and PostgreSQL
+ * takes a lock file naming a PID that kill(PID, 0) still finds as held: wait for it to vanish. */
+static void wait_stale_postmaster(const struct lab_pg *pg)
+{
+    pid_t old = read_postmaster_pid(pg);
+    if (old <= 0 || !lab_pid_wait_gone(old, 0))
+        return; /* none, or still running: pg_ctl will say so */
+    unsigned long long deadline = lab_now_ms() + PG_REAP_WAIT_MS;
+    while (kill(old, 0) == 0 && lab_now_ms() < deadline)
+        lab_sleep_ms(20);
+}
+
+int lab_pg_start(const struct lab *lab, struct lab_pg *pg, const char *region)
+{
+    char pg_ctl[LAB_PATH_MAX + 8];
+    wait_stale_postmaster(pg);
+    snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", lab->pg_bin_dir);
+    const char *argv[] = {pg_ctl,       "start", "-w",    "-t", PG_START_TIMEOUTS, "-D",
+                          pg->data_dir, "-l",    pg->log, "-o", pg->options,       NULL};
+    int rc = lab_pg_exec(lab->pg_run_as, argv, pg->log, NULL, 0, 70000);
+    pg->pid = rc == 0 ? read_postmaster_pid(pg) : 0;
+    if (rc != 0 || lab_pg_state(pg) == LAB_PROC_DEAD) {
+        fprintf(stderr, "aragora-chaos: %s: PostgreSQL did not start (pg_ctl exit %d)\n", region,
+                rc);
+        lab_print_file_tail(pg->log, region, 20);
+        return -1;
+    }
+    return 0;
+}
+
+/* PIDs of every process whose parent is `parent`. */
+static size_t pg_children(pid_t parent, pid_t *out, size_t max)
+{
+    DIR *d = opendir("/proc");
+    size_t n = 0;
+    if (d == NULL)
+        return 0;
+    for (struct dirent *e = readdir(d); e != NULL && n < max; e = readdir(d)) {
+        char path[300], buf[512];
+        long pid = strtol(e->d_name, NULL, 10);
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        size_t len = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        buf[len] = '\0';
+        char *p = strrchr(buf, ')'); /* ") S PPID ..." */
+        long ppid = 0;
+        if (p != NULL && sscanf(p + 1, " %*c %ld", &ppid) == 1 && ppid == (long)parent)
+            out[n++] = (pid_t)pid;
+    }
+    closedir(d);
+    return n;
+}
+
+/* SIGKILL the postmaster, then wait until it and every child it had are gone. */
+static int kill_postmaster(const struct lab_pg *pg, const char *region)
+{
+    pid_t kids[PG_MAX_CHILDREN];
+    size_t n = pg_children(pg->pid, kids, PG_MAX_CHILDREN);
+    kill(pg->pid, SIGKILL);
+    for (size_t i = 0; i < n; i++)
+        kill(kids[i], SIGCONT); /* a frozen child could not notice its postmaster died */
+    if (!lab_pid_wait_gone(pg->pid, 5000)) {
+        fprintf(stderr, "aragora-chaos: %s: postmaster %d survives SIGKILL\n", region,
+                (int)pg->pid);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!lab_pid_wait_gone(kids[i], PG_CHILDREN_GONE)) {
+            fprintf(stderr,
+                    "aragora-chaos: %s: postmaster child %d still there %u s after it died\n",
+                    region, (int)kids[i], PG_CHILDREN_GONE / 1000);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* SIGSTOP or SIGCONT to the postmaster and all its children. */
+static void signal_tree(const struct lab_pg *pg, int sig)
+{
+    pid_t kids[PG_MAX_CHILDREN];
+    if (sig == SIGSTOP)
+        kill(pg->pid, sig); /* first, so it cannot start new children meanwhile */
+    size_t n = pg_children(pg->pid, kids, PG_MAX_CHILDREN);
+    for (size_t i = 0; i < n; i++)
+        kill(kids[i], sig);
+    if (sig != SIGSTOP)
+        kill(pg->pid, sig);
+}
+
+int lab_pg_signal(struct lab *lab, struct lab_region *r, int sig)
+{
+    (void)lab;
+    if (!r->pg.enabled) {
+        fprintf(stderr, "aragora-chaos: %s: this lab has no PostgreSQL (--no-postgres)\n", r->name);
+        return 1;
+    }
+    if (lab_pg_state(&r->pg) == LAB_PROC_DEAD) {
+        fprintf(stderr, "aragora-chaos: %s: PostgreSQL not running (pid %d is gone)\n", r->name,
+                (int)r->pg.pid);
+        return 1;
+    }
+    if (sig == SIGKILL) {
+        if (kill_postmaster(&r->pg, r->name) != 0)
+            return 1;
+    } else {
+        signal_tree(&r->pg, sig);
+    }
+    printf("%s: postgres %s (pid %d)\n", r->name,
+           sig == SIGKILL   ? "killed"
+           : sig == SIGSTOP ? "frozen"
+                            : "thawed",
+           (int)r->pg.pid);
+    return 0;
+}
+
+int lab_pg_restart(struct lab *lab, struct lab_region *r)
+{
+    if (!r->pg.enabled) {
+        fprintf(stderr, "aragora-chaos: %s: this lab has no PostgreSQL (--no-postgres)\n", r->name);
+        return 1;
+    }
+    pid_t old = r->pg.pid;
+    if (lab_pg_state(&r->pg) != LAB_PROC_DEAD && kill_postmaster(&r->pg, r->name) != 0)
+        return 1;
+    int rc = lab_pg_start(lab, &r->pg, r->name);
+    if (lab_save(lab) != 0 || rc != 0)
+        return 1;
+    printf("%s: postgres restarted (pid %d, was %d)\n", r->name, (int)r->pg.pid, (int)old);
+    return 0;
+}
+
+/* ---- down ---- */
+
+static void fast_stop(const struct lab *lab, const struct lab_pg *pg)
+{
+    char pg_ctl[LAB_PATH_MAX + 8], out[1024];
+    snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", lab->pg_bin_dir);
+    const char *argv[] = {pg_ctl, "stop", "-m", "fast", "-W", "-D", pg->data_dir, NULL};
+    signal_tree(pg, SIGCONT); /* a frozen server cannot shut down */
+    lab_pg_exec(lab->pg_run_as, argv, NULL, out, sizeof out, 10000);
+}
+
+int lab_pg_down(const struct lab *lab)
+{
+    int n = 0;
+    for (unsigned i = 0; i < lab->n_regions; i++) {
+        const struct lab_pg *pg = &lab->regions[i].pg;
+        if (lab_pg_state(pg) != LAB_PROC_DEAD) {
+            fast_stop(lab, pg);
+            n++;
+        }
+    }
+    int rc = n;
+    for (unsigned i = 0; i < lab->n_regions; i++) {
+        const struct lab_region *r = &lab->regions[i];
+        if (lab_pg_state(&r->pg) == LAB_PROC_DEAD || lab_pid_wait_gone(r->pg.pid, PG_STOP_WAIT_MS))
+            continue;
+        fprintf(stderr,
+                "aragora-chaos: %s: PostgreSQL (pid %d) still up %u s after a fast stop; SIGKILL\n",
+                r->name, (int)r->pg.pid, PG_STOP_WAIT_MS / 1000);
+        if (lab_pg_state(&r->pg) != LAB_PROC_DEAD && kill_postmaster(&r->pg, r->name) != 0)
+            rc = -1;
+    }
+    return rc;
+}

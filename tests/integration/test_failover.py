@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Integration tests of automatic PostgreSQL failover: real coordinators and real PostgreSQL 15
+through `aragora-chaos lab` (primary us-east-2, streaming replicas eu-west-1 and ap-south-1).
+
+Every wait polls an observable state (an HTTP answer, a SQL result) with a deadline; timings are
+measured and printed, never asserted tightly (CI machines can be 10x slower).
+Usage: test_failover.py [TEST_NAME ...]. Prints "N passed, M failed" last.
+"""
+
+import os
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_lab  # noqa: E402
+from test_lab import get_json, pid_gone, psql, psql_value, wait_for  # noqa: E402
+
+
+def cluster(lab, region):
+    return lab.cluster(region)
+
+
+def pg_port(lab, region):
+    return lab.region(region)["postgres"]["port"]
+
+
+def any_cluster(lab, regions):
+    for r in regions:
+        doc = lab.cluster(r, timeout=1.0)
+        if doc is not None:
+            return doc
+    return None
+
+
+def wait_adopted(lab):
+    """Bootstrap adoption: the running primary becomes epoch 1 and its lease is renewed."""
+    def adopted():
+        doc = lab.cluster(lab.regions[0])
+        return doc if doc and doc["epoch"] == 1 and doc["primary"] == "us-east-2" and \
+            doc["lease"]["seq"] > 0 else None
+    return wait_for("us-east-2 adopted as epoch 1 with a renewed lease", adopted, timeout=30)
+
+
+def wait_step(lab, regions, step, epoch, timeout=60):
+    def reached():
+        doc = any_cluster(lab, regions)
+        f = doc and doc["failover"]
+        return doc if f and f["epoch"] == epoch and f["step"] == step else None
+    return wait_for("failover epoch %d at step %s" % (epoch, step), reached, timeout=timeout)
+
+
+def first_write(port, deadline_s):
+    """Keep trying to write until one is accepted; returns the monotonic time of that write."""
+    def write():
+        p = psql(port, "INSERT INTO it_writes VALUES (now())", check=False)
+        return time.monotonic() if p.returncode == 0 else None
+    return wait_for("a write accepted on port %d" % port, write, timeout=deadline_s, interval=0.05)
+
+
+def own_view(doc, region):
+    p = next(x for x in doc["postgres"] if x["region"] == region)
+    return p["seen_by_its_own_coordinator"]
+
+
+def test_kill_primary_region(lab):
+    """Kill the whole primary region: a replica is promoted and accepts writes, the other follows
+    it, every step is in the receipt; the old region comes back fenced and rejoins as a replica."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    assert psql(pg_port(lab, "us-east-2"), "CREATE TABLE it_writes (at timestamptz)").returncode == 0
+    survivors = ["eu-west-1", "ap-south-1"]
+    t0 = time.monotonic()
+    lab.chaos("kill", "us-east-2", "--what", "region")
+    done = wait_step(lab, survivors, "done", 2, timeout=90)
+    new = done["failover"]["to"]
+    assert new in survivors and done["primary"] == new and done["epoch"] == 2, done["failover"]
+    t_write = first_write(pg_port(lab, new), 30)
+    print("  region killed -> failover done on %s: %.0f ms; first accepted write: %.0f ms"
+          % (new, (time.monotonic() - t0) * 1000, (t_write - t0) * 1000))
+    f = done["failover"]
+    for k in ("detected", "decided", "fenced", "promoted", "done"):
+        assert f["times"][k] is not None, (k, f)
+    assert f["timeline"] == 2 and f["from"] == "us-east-2", f
+    other = next(r for r in survivors if r != new)
+    wait_for("%s to stream from %s" % (other, new), lambda: (
+        lambda d: d and (own_view(d, other) or {}).get("upstream") == new)(lab.cluster(other)),
+        timeout=30)
+    # The old region returns: its coordinator fences the old primary and rejoins it as a replica.
+    t1 = time.monotonic()
+    lab.chaos("restart", "us-east-2", "--what", "region")
+    lab.reload()
+    def rejoined():
+        d = lab.cluster(new)
+        v = d and own_view(d, "us-east-2")
+        return v if v and v["healthy"] and v["role"] == "replica" and v["upstream"] == new \
+            and v["timeline"] == 2 else None
+    wait_for("us-east-2 to rejoin as a replica of %s" % new, rejoined, timeout=90)
+    print("  old primary back -> rejoined as a replica of %s on timeline 2: %.0f ms"
+          % (new, (time.monotonic() - t1) * 1000))
+    rows_new = psql_value(pg_port(lab, new), "SELECT count(*) FROM it_writes")
+    rows_old = wait_for("the rejoined node to have the new primary's rows", lambda: (
+        lambda v: v if v == rows_new else None)(
+        psql_value(pg_port(lab, "us-east-2"), "SELECT count(*) FROM it_writes")), timeout=30)
+    assert rows_old == rows_new and int(rows_new) >= 1, (rows_old, rows_new)
+    with open(lab.region("us-east-2")["log"]) as fh:
+        log = fh.read()
+    assert "+fenced" in log or "+rejoining" in log, "no fence or rejoin event in the old region's log"
+
+
+def test_kill_primary_postgres_only(lab):
+    """Kill only the primary's PostgreSQL: its own coordinator restarts it; no failover."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    before = lab.region("us-east-2")["postgres"]["pid"]
+    t0 = time.monotonic()
+    lab.chaos("kill", "us-east-2", "--what", "postgres")
+    wait_for("us-east-2's PostgreSQL to accept connections again",
+             lambda: psql_value(pg_port(lab, "us-east-2"), "SELECT NOT pg_is_in_recovery()") == "t",
+             timeout=60)
+    print("  primary PostgreSQL killed -> restarted by its coordinator: %.0f ms"
+          % ((time.monotonic() - t0) * 1000))
+    doc = lab.cluster("eu-west-1")
+    assert doc["epoch"] == 1 and doc["primary"] == "us-east-2" and doc["failover"] is None, doc
+    with open(os.path.join(lab.region("us-east-2")["postgres"]["data_dir"], "postmaster.pid")) as fh:
+        now = int(fh.readline())
+    assert now != before and not pid_gone(now), (before, now)  # really a new postmaster
+
+
+def test_paused_no_failover(lab):
+    """Paused: the primary region dies, every failover predicate holds except not-paused, and
+    nothing happens until resume; then the failover runs."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    status, body = lab.post("eu-west-1", "/v1/pause", b'{"reason":"maintenance test"}')
+    assert status == 200, (status, body)
+    survivors = ["eu-west-1", "ap-south-1"]
+    lab.chaos("kill", "us-east-2", "--what", "region")
+
+    def only_pause_blocks():
+        for r in survivors:
+            status, d = get_json(lab.url(r), "/v1/decision", timeout=1.0)
+            if status == 200 and d["blocking"] == "not-paused":
+                oks = {p["name"]: p["ok"] for p in d["predicates"]}
+                if oks.get("primary-failed-by-quorum") and oks.get("lease-expired"):
+                    return d
+        return None
+    d = wait_for("the decision to be blocked by the pause alone", only_pause_blocks, timeout=60)
+    doc = any_cluster(lab, survivors)
+    assert doc["epoch"] == 1 and doc["failover"] is None, doc
+    print("  paused: failover due but blocked by '%s'" % d["blocking"])
+    status, body = lab.post("eu-west-1", "/v1/resume")
+    assert status == 200, (status, body)
+    wait_step(lab, survivors, "done", 2, timeout=90)
+
+
+def running_postmasters(lab):
+    """PIDs of postmasters still running in the lab's data directories. The coordinators restart
+    PostgreSQL themselves, so each data directory's own postmaster.pid is the authority."""
+    left = []
+    for r in (lab.info or {}).get("regions", []):
+        data = (r.get("postgres") or {}).get("data_dir")
+        try:
+            with open(os.path.join(data, "postmaster.pid")) as fh:
+                pid = int(fh.readline())
+            with open("/proc/%d/cmdline" % pid, "rb") as fh:
+                if data.encode() in fh.read() and not pid_gone(pid):
+                    left.append(pid)
+        except (OSError, ValueError, TypeError):
+            pass
+    return left
+
+
+TESTS = [test_kill_primary_region, test_kill_primary_postgres_only, test_paused_no_failover]
+
+
+def main(argv):
+    wanted = set(a if a.startswith("test_") else "test_" + a for a in argv[1:])
+    passed = failed = 0
+    for k, test in enumerate(TESTS):
+        if wanted and test.__name__ not in wanted:
+            continue
+        lab = test_lab.Lab(test.__name__[5:], 0)
+        ok = False
+        t0 = time.monotonic()
+        try:
+            lab.base_port = test_lab.pick_base_port(50 + k)
+            test(lab)
+            ok = True
+        except Exception:
+            traceback.print_exc(file=sys.stdout)
+            lab.print_logs(40)
+        finally:
+            try:
+                lab.down()
+            except Exception:
+                traceback.print_exc(file=sys.stdout)
+                ok = False
+            left = running_postmasters(lab)
+            if left:
+                print("  PostgreSQL left running after lab down: %s" % left)
+                ok = False
+            lab.cleanup(keep=not ok)
+        print("%s %s (%.1f s)" % ("ok  " if ok else "FAIL", test.__name__, time.monotonic() - t0))
+        sys.stdout.flush()
+        passed += ok
+        failed += not ok
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
