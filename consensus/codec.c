@@ -179,6 +179,14 @@ static int cmd_check(const struct afc_cmd *c, int code, struct afc_err *why)
             return afc_err_set(why, code, "note: empty kind");
         }
         return check_str(c->u.note.detail, sizeof c->u.note.detail, "detail", code, why);
+    case AFC_OP_DRAIN:
+        if (check_str(c->u.drain.region, sizeof c->u.drain.region, "region", code, why) != 0) {
+            return code;
+        }
+        if (c->u.drain.region[0] == '\0') {
+            return afc_err_set(why, code, "drain: empty region");
+        }
+        return check_str(c->u.drain.reason, sizeof c->u.drain.reason, "reason", code, why);
     default:
         return codec_check_failover_cmd(c, code, why);
     }
@@ -191,7 +199,7 @@ static unsigned op_field_count(enum afc_op op)
 {
     static const unsigned counts[AFC_OP__COUNT] = {
         [AFC_OP_INIT] = 1,   [AFC_OP_PAUSE] = 2, [AFC_OP_PROMOTE] = 3,
-        [AFC_OP_DIGEST] = 2, [AFC_OP_NOTE] = 2,
+        [AFC_OP_DIGEST] = 2, [AFC_OP_NOTE] = 2,  [AFC_OP_DRAIN] = 3,
     };
     return counts[op] != 0 ? counts[op] : codec_failover_field_count(op);
 }
@@ -215,6 +223,10 @@ static int pack_op_fields(msgpack_packer *pk, const struct afc_cmd *c)
     case AFC_OP_NOTE:
         return codec_pack_kv_str(pk, "kind", c->u.note.kind) |
                codec_pack_kv_str(pk, "detail", c->u.note.detail);
+    case AFC_OP_DRAIN:
+        return codec_pack_kv_str(pk, "region", c->u.drain.region) |
+               codec_pack_kv_bool(pk, "drained", c->u.drain.drained) |
+               codec_pack_kv_str(pk, "reason", c->u.drain.reason);
     default:
         return codec_pack_failover_cmd(pk, c);
     }
@@ -278,6 +290,10 @@ static int decode_op_fields(const msgpack_object *m, struct afc_cmd *c, struct a
     case AFC_OP_NOTE:
         return codec_get_str(m, "kind", c->u.note.kind, sizeof c->u.note.kind, why) ||
                codec_get_str(m, "detail", c->u.note.detail, sizeof c->u.note.detail, why);
+    case AFC_OP_DRAIN:
+        return codec_get_str(m, "region", c->u.drain.region, sizeof c->u.drain.region, why) ||
+               codec_get_bool(m, "drained", &c->u.drain.drained, why) ||
+               codec_get_str(m, "reason", c->u.drain.reason, sizeof c->u.drain.reason, why);
     default:
         return codec_decode_failover_cmd(m, c, why);
     }

@@ -12,6 +12,7 @@
  * states therefore give equal bytes, and the digest is FNV-1a 64 over exactly those bytes, streamed
  * through a hashing msgpack writer so that computing it never allocates (and cannot fail).
  *
+ * Drain (per-member flag, "drained" in the snapshot) is applied here with pause and note.
  * The failover ops (observe, renew, failover-begin, failover-step) and the snapshot keys for what
  * they record (obs, lease, failover, failovers) live in state_failover.c.
  */
@@ -93,6 +94,27 @@ static int pack_event(msgpack_packer *pk, const struct afc_event *e)
     return rc;
 }
 
+/* "drained" is written only when a member is drained, so a state that never used drain encodes
+ * (and digests) exactly as before the key existed: nodes of the previous version agree. */
+static bool any_drained(const struct afc_state *s, unsigned n_members)
+{
+    for (unsigned i = 0; i < n_members; i++) {
+        if (s->drained[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int pack_drained(msgpack_packer *pk, const struct afc_state *s, unsigned n_members)
+{
+    int rc = codec_pack_cstr(pk, "drained") | msgpack_pack_array(pk, n_members);
+    for (unsigned i = 0; i < n_members && rc == 0; i++) {
+        rc |= s->drained[i] ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    }
+    return rc;
+}
+
 /* Counts are clamped so that even a corrupted struct never makes the packer read out of bounds. */
 static int pack_state(msgpack_packer *pk, const struct afc_state *s)
 {
@@ -100,13 +122,17 @@ static int pack_state(msgpack_packer *pk, const struct afc_state *s)
     unsigned n_events = s->history_len < AFC_HISTORY_MAX ? s->history_len : AFC_HISTORY_MAX;
     struct afc_state view = *s;
     view.history_len = n_events;
-    int rc = msgpack_pack_map(pk, 7 + STATE_FAILOVER_KEYS);
+    bool drained = any_drained(s, n_members);
+    int rc = msgpack_pack_map(pk, 7 + drained + STATE_FAILOVER_KEYS);
     rc |= codec_pack_kv_u64(pk, "v", SNAPSHOT_VERSION);
     rc |= codec_pack_cstr(pk, "members");
     rc |= codec_pack_members(pk, s->members, n_members);
     rc |= codec_pack_kv_u64(pk, "epoch", s->epoch);
     rc |= codec_pack_kv_str(pk, "primary", s->primary);
     rc |= codec_pack_kv_bool(pk, "paused", s->paused);
+    if (drained) {
+        rc |= pack_drained(pk, s, n_members);
+    }
     rc |= codec_pack_kv_u64(pk, "applied_index", s->applied_index);
     rc |= codec_pack_cstr(pk, "history");
     rc |= msgpack_pack_array(pk, n_events);
@@ -218,6 +244,24 @@ static int decode_history(const msgpack_object *arr, struct afc_state *s, struct
     return 0;
 }
 
+/* "drained": one bool per member; absent in snapshots written before drain existed = none. */
+static int decode_drained(const msgpack_object *arr, struct afc_state *s, struct afc_err *why)
+{
+    if (arr == NULL) {
+        return 0;
+    }
+    if (arr->type != MSGPACK_OBJECT_ARRAY || arr->via.array.size != s->n_members) {
+        return afc_err_set(why, AFC_EMALFORMED, "drained: not an array of %u", s->n_members);
+    }
+    for (unsigned i = 0; i < s->n_members; i++) {
+        if (arr->via.array.ptr[i].type != MSGPACK_OBJECT_BOOLEAN) {
+            return afc_err_set(why, AFC_EMALFORMED, "drained[%u]: not a boolean", i);
+        }
+        s->drained[i] = arr->via.array.ptr[i].via.boolean;
+    }
+    return 0;
+}
+
 static int decode_state_map(const msgpack_object *m, struct afc_state *s, struct afc_err *why)
 {
     int rc = codec_check_map(m, "snapshot", why);
@@ -231,6 +275,7 @@ static int decode_state_map(const msgpack_object *m, struct afc_state *s, struct
         codec_get_u64(m, "epoch", &s->epoch, why) != 0 ||
         codec_get_str(m, "primary", s->primary, sizeof s->primary, why) != 0 ||
         codec_get_bool(m, "paused", &s->paused, why) != 0 ||
+        decode_drained(codec_map_find(m, "drained"), s, why) != 0 ||
         codec_get_u64(m, "applied_index", &s->applied_index, why) != 0 ||
         decode_history(codec_map_find(m, "history"), s, why) != 0 ||
         state_decode_failover(m, s, why) != 0) {
@@ -394,7 +439,10 @@ static enum afc_apply_result apply_promote(struct afc_fsm *fsm, uint64_t index,
     }
     s->epoch = c->u.promote.expect_epoch + 1;
     snprintf(s->primary, sizeof s->primary, "%s", region);
-    fsm->lease_applied_ms = 0; /* no renewal of the new primary and epoch applied yet */
+    /* The newly authorized primary has not renewed yet; it is granted lease - margin from when it
+     * notices (agent.c). Count the leader's side of that lease from this apply, never from 0:
+     * a follower applies this entry no earlier than the leader does. */
+    fsm->lease_applied_ms = fsm->apply_clock_ms;
     state_record_event(s, index, c->wall_ms, "promoted", "epoch=%" PRIu64 " region=%s reason=%s",
                        s->epoch, region, c->u.promote.reason);
     return AFC_APPLY_OK;
@@ -430,6 +478,29 @@ static enum afc_apply_result apply_note(struct afc_fsm *fsm, uint64_t index,
     return AFC_APPLY_OK;
 }
 
+/* Drained members are never failover candidates (coordinator/decide.c). Draining the current
+ * primary does not move it by itself: the operator's drain-region follows with a switchover. */
+static enum afc_apply_result apply_drain(struct afc_fsm *fsm, uint64_t index,
+                                         const struct afc_cmd *c, struct afc_err *why)
+{
+    struct afc_state *s = &fsm->state;
+    const char *region = c->u.drain.region;
+    const struct afc_member *m = afc_state_member_by_name(s, region);
+    if (m == NULL) {
+        afc_err_set(why, AFC_EUNKNOWNMEMBER, "drain %s: not a member", region);
+        return AFC_APPLY_REJECTED_INVALID;
+    }
+    bool *flag = &s->drained[m - s->members];
+    if (*flag == c->u.drain.drained) {
+        afc_err_set(why, 0, "drain %s: already %s", region, *flag ? "drained" : "undrained");
+        return AFC_APPLY_NOOP;
+    }
+    *flag = c->u.drain.drained;
+    state_record_event(s, index, c->wall_ms, *flag ? "drained" : "undrained",
+                       "region=%s by=%s reason=%s", region, c->by, c->u.drain.reason);
+    return AFC_APPLY_OK;
+}
+
 static const apply_fn apply_handlers[AFC_OP__COUNT] = {
     [AFC_OP_INIT] = apply_init,
     [AFC_OP_PAUSE] = apply_pause,
@@ -440,6 +511,7 @@ static const apply_fn apply_handlers[AFC_OP__COUNT] = {
     [AFC_OP_RENEW] = state_apply_renew,
     [AFC_OP_FAILOVER_BEGIN] = state_apply_failover_begin,
     [AFC_OP_FAILOVER_STEP] = state_apply_failover_step,
+    [AFC_OP_DRAIN] = apply_drain,
 };
 
 static bool is_rejection(enum afc_apply_result r)

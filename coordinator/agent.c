@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "afc/log.h"
 #include "afc/pg_probe.h"
@@ -22,6 +23,7 @@
 #include "coordinator/agent.h"
 #include "coordinator/daemon.h"
 #include "coordinator/executor.h"
+#include "coordinator/faultpoints.h"
 #include "coordinator/report.h"
 
 #define TICK_MS      100
@@ -181,10 +183,39 @@ static bool restarting_in_grace(const struct afc_agent *a)
     return since != 0 && now_ms(a) - since < RESTART_GRACE_MS;
 }
 
+/* A newly authorized epoch (adoption, or this region promoted): no renewal of it has been applied
+ * yet. Grant lease - margin from now, when this node first sees it, and renew at once. The leader
+ * counts the same lease from its own apply of the authorization (state.c), which happened no
+ * later than ours: so ours ends first as long as the apply gap stays under 2 × margin. */
+static void notice_authorization(struct afc_agent *a)
+{
+    const struct afc_state *s = state_of(a);
+    if (!is_authorized_primary(a) || a->lease_epoch == s->epoch) {
+        return;
+    }
+    const struct afc_config *c = &a->d->cfg;
+    a->lease_epoch = s->epoch;
+    a->lease_valid_until_ms =
+        now_ms(a) + c->lease_ms - (c->margin_ms < c->lease_ms ? c->margin_ms : 0);
+    a->next_renew_ms = now_ms(a);
+}
+
+/* This region is the candidate of the failover in progress: authorized already, its PostgreSQL
+ * still a replica until pg_promote. It must hold the lease through the promotion, or the grace of
+ * a slow promotion (a leader election in between) would run out and it would fence itself the
+ * moment it became primary. */
+static bool being_promoted(const struct afc_agent *a)
+{
+    const struct afc_failover *f = &state_of(a)->failover;
+    return !afc_fo_step_is_final(f->step) && f->epoch == state_of(a)->epoch &&
+           strcmp(f->to, a->d->cfg.region) == 0;
+}
+
 static void maybe_renew(struct afc_agent *a)
 {
     const struct afc_state *s = state_of(a);
-    if (!is_authorized_primary(a) || (!local_is_primary(a) && !restarting_in_grace(a)) ||
+    if (!is_authorized_primary(a) ||
+        (!local_is_primary(a) && !restarting_in_grace(a) && !being_promoted(a)) ||
         now_ms(a) < a->next_renew_ms) {
         return;
     }
@@ -319,7 +350,10 @@ void afc_agent_decide(const struct afc_daemon *d, struct afc_decision *out)
         .now_ms = uv_now(d->loop),
         .lease_applied_ms = d->node.fsm.lease_applied_ms,
         .ready_since_ms = a != NULL ? a->ready_since_ms : 0,
-        .last_failover_ms = a != NULL ? a->last_failover_ms : 0,
+        /* an aborted failover established no new primary: it does not start the cooldown */
+        .last_failover_ms = a != NULL && afc_node_state(&d->node)->failover.step != AFC_FO_ABORTED
+                                ? a->last_failover_ms
+                                : 0,
     };
     afc_decide(&in, out);
 }
@@ -331,6 +365,10 @@ static void decide_done_cb(struct afc_propose *p, int status, enum afc_apply_res
     if (status != 0 || (result != AFC_APPLY_OK && result != AFC_APPLY_NOOP)) {
         afc_warn("decision not applied: %s / %s", afc_strerror(status),
                  afc_apply_result_name(result));
+    }
+    if (status == 0 && result == AFC_APPLY_OK && state_of(a)->failover.step == AFC_FO_DECIDED &&
+        afc_fault_hit("crash-after-decide")) {
+        _exit(AFC_FAULT_EXIT); /* a crash right after the commit: no cleanup (test builds) */
     }
 }
 
@@ -426,6 +464,7 @@ static void tick_cb(uv_timer_t *t)
     for (unsigned i = 0; i < a->n_targets; i++) {
         try_report(&a->slots[i]);
     }
+    notice_authorization(a);
     maybe_renew(a);
     maybe_fence(a);
     leader_tick(a);

@@ -17,6 +17,7 @@
 
 #include "afc/log.h"
 #include "coordinator/daemon.h"
+#include "coordinator/faultpoints.h"
 #include "coordinator/http_internal.h"
 
 #define CT_JSON    "application/json"
@@ -582,25 +583,24 @@ static void forward_to_leader(struct http_req *r)
     http_suspend(r, fwd_abort, op);
 }
 
-static void pause_or_resume(struct http_req *r, bool paused)
+bool api_authorized(struct http_req *r)
 {
     const char *why = check_auth(r);
     if (why != NULL) {
         http_add_header(r, "WWW-Authenticate", "Bearer realm=\"aragora\"");
         http_reply_error(r, 401, "unauthorized", why);
-        return;
+        return false;
     }
-    size_t len;
-    const char *body = http_req_body(r, &len);
-    char reason[AFC_DETAIL_MAX];
-    if (json_parse_reason(body, len, reason, sizeof reason, &why) != 0) {
-        http_reply_error(r, 400, "bad_request", why);
-        return;
-    }
+    return true;
+}
+
+bool api_on_leader(struct http_req *r)
+{
     const struct afc_node *n = &http_req_daemon(r)->node;
     if (afc_node_is_ready(n)) {
-        propose_pause(r, paused, reason);
-    } else if (afc_node_raft_state(n) == RAFT_LEADER) {
+        return true;
+    }
+    if (afc_node_raft_state(n) == RAFT_LEADER) {
         http_reply_error(r, 503, "leader_not_ready",
                          "this node is the leader but has not applied its election barrier yet; "
                          "retry");
@@ -609,6 +609,25 @@ static void pause_or_resume(struct http_req *r, bool paused)
                          "forwarded request reached a node that is not the leader; retry");
     } else {
         forward_to_leader(r);
+    }
+    return false;
+}
+
+static void pause_or_resume(struct http_req *r, bool paused)
+{
+    if (!api_authorized(r)) {
+        return;
+    }
+    size_t len;
+    const char *why = NULL;
+    const char *body = http_req_body(r, &len);
+    char reason[AFC_DETAIL_MAX];
+    if (json_parse_reason(body, len, reason, sizeof reason, &why) != 0) {
+        http_reply_error(r, 400, "bad_request", why);
+        return;
+    }
+    if (api_on_leader(r)) {
+        propose_pause(r, paused, reason);
     }
 }
 
@@ -641,6 +660,15 @@ static const struct route routes[] = {
     {"/v1/resume", true, h_resume},
     {"/v1/internal/propose", true, api_internal_propose},
     {"/v1/decision", false, api_decision},
+    {"/v1/drain", true, api_drain},
+    {"/v1/switchover", true, api_switchover},
+    {"/v1/failover", true, api_failover},
+    {"/primary", false, api_primary},
+    {"/read-write", false, api_primary},
+    {"/replica", false, api_replica},
+#ifdef AFC_FAULT_POINTS
+    {"/v1/test/fault-points", true, afc_fault_points_api}, /* test builds only */
+#endif
 };
 
 static bool method_allowed(const struct route *rt, const char *method)

@@ -1,10 +1,13 @@
 /*
  * The failover parts of the HTTP API: PostgreSQL as each node sees it, the lease and the current
- * failover in /v1/cluster, the failover receipts in /v1/history, and GET /v1/decision — every
- * predicate of the decision core with its value and which one blocks right now.
+ * failover in /v1/cluster (and each member's drained flag), the failover receipts in /v1/history,
+ * and GET /v1/decision — every predicate of the decision core with its value and which one blocks
+ * right now, or with ?assume_dead=R the same decision as if R's PostgreSQL had just died
+ * (afc_decide_assume_dead: computed, never acted on).
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "coordinator/agent.h"
@@ -101,9 +104,23 @@ json_t *api_failover_json(const struct afc_failover *f)
                      lsn_json(f->old_lsn), "times", times);
 }
 
+/* "drained" on each /v1/cluster member entry (false while the member list is the config's). */
+static void add_drained(const struct afc_state *s, json_t *members)
+{
+    size_t k;
+    json_t *m;
+    json_array_foreach(members, k, m)
+    {
+        const struct afc_member *sm =
+            afc_state_member_by_name(s, json_string_value(json_object_get(m, "region")));
+        json_object_set_new(m, "drained", json_boolean(sm != NULL && s->drained[sm - s->members]));
+    }
+}
+
 void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc)
 {
     const struct afc_state *s = afc_node_state(&d->node);
+    add_drained(s, json_object_get(doc, "members"));
     json_object_set_new(doc, "postgres", postgres_json(d, s));
     json_object_set_new(doc, "lease", lease_json(d, s));
     json_object_set_new(doc, "failover", api_failover_json(&s->failover));
@@ -136,21 +153,109 @@ static const char *action_name(enum afc_action a)
     return "none";
 }
 
+/* The decision inputs as agent.c builds them for the live decision (config order → state order). */
+static void decide_config(const struct afc_daemon *d, const struct afc_state *s,
+                          struct afc_decide_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->lease_ms = d->cfg.lease_ms;
+    c->margin_ms = d->cfg.margin_ms;
+    c->max_lag_bytes = d->cfg.max_lag_bytes;
+    c->cooldown_ms = d->cfg.failover_cooldown_ms;
+    c->n_members = s->n_members;
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        c->priority[i] = 100;
+        for (unsigned j = 0; j < d->cfg.n_members; j++) {
+            if (strcmp(d->cfg.members[j].name, s->members[i].name) == 0) {
+                c->priority[i] = (int)d->cfg.members[j].priority;
+                c->nofailover[i] = d->cfg.members[j].nofailover;
+            }
+        }
+    }
+}
+
+/* The leader's cooldown clock is the agent's (not reachable from here): take the live decision's
+ * cooldown predicate into the what-if, and recompute what blocks. */
+static void merge_cooldown(const struct afc_decision *live, struct afc_decision *what_if)
+{
+    const struct afc_predicate *src = NULL;
+    for (unsigned i = 0; i < live->n_predicates; i++) {
+        src =
+            strcmp(live->predicates[i].name, "cooldown-elapsed") == 0 ? &live->predicates[i] : src;
+    }
+    what_if->blocking = NULL;
+    for (unsigned i = 0; i < what_if->n_predicates; i++) {
+        struct afc_predicate *p = &what_if->predicates[i];
+        if (src != NULL && strcmp(p->name, src->name) == 0) {
+            *p = *src;
+        }
+        what_if->blocking = what_if->blocking == NULL && !p->ok ? p->name : what_if->blocking;
+    }
+    if (what_if->blocking != NULL && what_if->action == AFC_ACT_BEGIN_FAILOVER) {
+        what_if->action = AFC_ACT_NONE;
+    }
+}
+
+/* ?assume_dead=R: 0, or answers 400/500 and returns -1. */
+static int decide_assume_dead(struct http_req *r, const char *region, struct afc_decision *dec)
+{
+    const struct afc_daemon *d = http_req_daemon(r);
+    const struct afc_state *s = afc_node_state(&d->node);
+    struct afc_decision live;
+    struct afc_decide_config c;
+    if (s == NULL || s->n_members == 0) {
+        http_reply_error(r, 503, "not_joined", "the member list is not applied here yet");
+        return -1;
+    }
+    afc_agent_decide(d, &live);
+    decide_config(d, s, &c);
+    struct afc_decide_input in = {
+        .state = s,
+        .cfg = &c,
+        .leader_ready = afc_node_is_ready(&d->node),
+        .now_ms = uv_now(d->loop),
+        .ready_since_ms = uv_now(d->loop),
+    };
+    struct afc_state *scratch = malloc(sizeof *scratch);
+    if (scratch == NULL) {
+        http_reply_error(r, 500, "internal", "out of memory");
+        return -1;
+    }
+    int rc = afc_decide_assume_dead(&in, region, scratch, dec);
+    free(scratch);
+    if (rc != 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "assume_dead: %s is not a member", region);
+        http_reply_error(r, 400, "unknown_region", msg);
+        return -1;
+    }
+    merge_cooldown(&live, dec);
+    return 0;
+}
+
 void api_decision(struct http_req *r)
 {
     const struct afc_daemon *d = http_req_daemon(r);
+    const char *assume_dead = http_req_query(r, "assume_dead");
     struct afc_decision dec;
-    afc_agent_decide(d, &dec);
+    if (assume_dead == NULL) {
+        afc_agent_decide(d, &dec);
+    } else if (decide_assume_dead(r, assume_dead, &dec) != 0) {
+        return;
+    }
     json_t *preds = json_array();
     for (unsigned i = 0; preds != NULL && i < dec.n_predicates; i++) {
         const struct afc_predicate *p = &dec.predicates[i];
         json_array_append_new(preds, json_pack("{s:s, s:b, s:o}", "name", p->name, "ok", p->ok,
                                                "value", json_string_lossy(p->value)));
     }
-    http_reply_json(r, 200,
-                    json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "region", d->cfg.region,
-                              "action", action_name(dec.action), "from",
-                              json_string_or_null(dec.from), "to", json_string_or_null(dec.to),
-                              "reason", json_string_lossy(dec.reason), "blocking",
-                              json_string_or_null(dec.blocking), "predicates", preds));
+    json_t *doc =
+        json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "region", d->cfg.region, "action",
+                  action_name(dec.action), "from", json_string_or_null(dec.from), "to",
+                  json_string_or_null(dec.to), "reason", json_string_lossy(dec.reason), "blocking",
+                  json_string_or_null(dec.blocking), "predicates", preds);
+    if (doc != NULL && assume_dead != NULL) {
+        json_object_set_new(doc, "assume_dead", json_string_lossy(assume_dead));
+    }
+    http_reply_json(r, 200, doc);
 }

@@ -7,48 +7,20 @@
  * endpoint cannot be reached (connect error or timeout); an HTTP answer, even an error, is final.
  * Server errors are JSON {"error": code, "message": text} and their message is printed as is.
  *
- * Exit codes: 0 ok, 1 failed (including an HTTP error from the server), 2 usage, 3 no endpoint
+ * The failover commands (history, explain, plan, drain-region, undrain-region, switchover,
+ * failover, promote-region) are in ctl_ops.c; the HTTP client in ctl_http.c.
+ *
+ * Exit codes: 0 ok, 1 failed (including an HTTP error from the server), 2 usage (including a
+ * destructive command without --yes and without a terminal to confirm on), 3 no endpoint
  * reachable.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-#include <jansson.h>
-
-#ifndef AFC_VERSION
-#define AFC_VERSION "unknown"
-#endif
-
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
-
-#define CTL_MAX_ENDPOINTS      16
-#define CTL_CONNECT_TIMEOUT_MS 1000L
-#define CTL_TOTAL_TIMEOUT_MS   5000L
-#define CTL_PEEK_TIMEOUT_MS    1500L /* asking each member for its own view in `status` */
-#define CTL_MAX_BODY           (4u << 20)
-#define CTL_DEFAULT_ENDPOINTS  "http://127.0.0.1:21000,http://127.0.0.1:21010,http://127.0.0.1:21020"
-
-struct ctl {
-    char *endpoints[CTL_MAX_ENDPOINTS];
-    unsigned n_endpoints;
-    const char *token_file; /* --token-file */
-    const char *reason;     /* pause --reason */
-    bool json;              /* status --json */
-    bool verbose;           /* -v: say which endpoint was tried */
-};
-
-/* One HTTP answer. body is NUL-terminated and owned by the response. */
-struct response {
-    long status;
-    char *body;
-    size_t len;
-    const char *endpoint; /* borrowed from struct ctl */
-};
+#include "coordinator/ctl.h"
 
 static const char usage_text[] =
     "Usage: aragoractl [OPTIONS] COMMAND\n"
@@ -56,19 +28,34 @@ static const char usage_text[] =
     "Operator client for the Aragora failover coordinators.\n"
     "\n"
     "Commands:\n"
-    "  status [--json]        members, roles, leader, term, epoch, primary, paused\n"
+    "  status [--json]        members, roles, PostgreSQL, leader, term, epoch, primary, lease,\n"
+    "                         the current failover, paused\n"
     "                         (--json prints the /v1/cluster document as served)\n"
     "  leader                 print the leader's region and API URL (exit 1 if there is none)\n"
     "  pause [--reason TEXT]  stop automatic failover (committed through the Raft log)\n"
     "  resume                 resume automatic failover\n"
+    "  history                failover receipts (times, decided->promoted, detected->done) and\n"
+    "                         the last events\n"
+    "  explain                the leader's decision now: every failover predicate and its value\n"
+    "  plan --assume-dead R   what the leader would do if R died now (changes nothing)\n"
+    "  switchover --to R      planned move of the primary to R, without data loss      [*]\n"
+    "  failover --to R [--force]  manual failover to R; --force accepts data loss      [*]\n"
+    "  promote-region R       the same as switchover --to R                            [*]\n"
+    "  drain-region R [--reason TEXT]  never choose R as primary; if R is the primary,\n"
+    "                         switch over to the best other replica                    [*]\n"
+    "  undrain-region R       R may be chosen again\n"
     "  version                print this client's version and the answering node's version\n"
+    "\n"
+    "  [*] destructive: asks to type the region name on a terminal; --yes skips the question.\n"
+    "      Without a terminal and without --yes it exits 2 and sends nothing.\n"
     "\n"
     "Options:\n"
     "  --endpoint URL[,URL...]  coordinator API URLs, tried in order; the next one is used when\n"
     "                           one cannot be reached (connect timeout 1 s, request timeout 5 s).\n"
     "                           Default: $ARAGORA_ENDPOINTS, else the default lab's\n"
     "                           " CTL_DEFAULT_ENDPOINTS "\n"
-    "  --token-file FILE        bearer token for pause/resume (else $ARAGORA_API_TOKEN,\n"
+    "  --token-file FILE        bearer token for the commands that change something (else\n"
+    "                           $ARAGORA_API_TOKEN,\n"
     "                           else the file named by $ARAGORA_API_TOKEN_FILE)\n"
     "  --json                   machine-readable output (status)\n"
     "  -v, --verbose            report each endpoint tried on stderr\n"
@@ -77,7 +64,7 @@ static const char usage_text[] =
     "Exit status:\n"
     "  0  success\n"
     "  1  the command failed (including an HTTP error from the server; its message is printed)\n"
-    "  2  usage error\n"
+    "  2  usage error (including a destructive command not confirmed with --yes off a terminal)\n"
     "  3  no endpoint could be reached\n";
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -120,160 +107,6 @@ static int add_endpoints(struct ctl *ctl, const char *list)
     return 0;
 }
 
-static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct response *r = arg;
-    size_t n = size * nmemb;
-    if (r->len + n > CTL_MAX_BODY)
-        return 0;
-    char *b = realloc(r->body, r->len + n + 1);
-    if (b == NULL)
-        return 0;
-    memcpy(b + r->len, data, n);
-    r->len += n;
-    b[r->len] = '\0';
-    r->body = b;
-    return n;
-}
-
-/* Errors after which the next endpoint is worth trying: the node is down, frozen or not there. */
-static bool is_unreachable(CURLcode rc)
-{
-    switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_GOT_NOTHING:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* One attempt against one endpoint. Returns the curl code; fills r on CURLE_OK. */
-static CURLcode request_one(const char *endpoint, const char *method, const char *path,
-                            const char *body, const char *token, struct response *r, long total_ms)
-{
-    char url[1024];
-    char auth[600];
-    struct curl_slist *hdr = NULL;
-    CURLcode rc = CURLE_OUT_OF_MEMORY;
-    CURL *h = curl_easy_init();
-    if (h == NULL)
-        return rc;
-    snprintf(url, sizeof url, "%s%s", endpoint, path);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CTL_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "aragoractl/" AFC_VERSION);
-    hdr = curl_slist_append(hdr, "Accept: application/json");
-    if (token != NULL && token[0] != '\0') {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        hdr = curl_slist_append(hdr, auth);
-    }
-    if (strcmp(method, "POST") == 0) {
-        hdr = curl_slist_append(hdr, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body != NULL ? body : "{}");
-    }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    rc = curl_easy_perform(h);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(h);
-    return rc;
-}
-
-/*
- * Send METHOD PATH to the first endpoint that answers. Returns EXIT_OK with r filled (any HTTP
- * status), EXIT_UNREACHABLE when none answered, EXIT_FAILED on another transport error.
- */
-static int ctl_request(const struct ctl *ctl, const char *method, const char *path,
-                       const char *body, const char *token, struct response *r)
-{
-    for (unsigned i = 0; i < ctl->n_endpoints; i++) {
-        memset(r, 0, sizeof *r);
-        CURLcode rc =
-            request_one(ctl->endpoints[i], method, path, body, token, r, CTL_TOTAL_TIMEOUT_MS);
-        if (rc == CURLE_OK) {
-            r->endpoint = ctl->endpoints[i];
-            if (ctl->verbose)
-                fprintf(stderr, "aragoractl: %s %s%s: HTTP %ld\n", method, ctl->endpoints[i], path,
-                        r->status);
-            return EXIT_OK;
-        }
-        free(r->body);
-        r->body = NULL;
-        if (!is_unreachable(rc)) {
-            fprintf(stderr, "aragoractl: %s %s%s: %s\n", method, ctl->endpoints[i], path,
-                    curl_easy_strerror(rc));
-            return EXIT_FAILED;
-        }
-        if (ctl->verbose || i + 1 == ctl->n_endpoints)
-            fprintf(stderr, "aragoractl: %s: unreachable (%s)\n", ctl->endpoints[i],
-                    curl_easy_strerror(rc));
-    }
-    fprintf(stderr, "aragoractl: no endpoint reachable (tried %u)\n", ctl->n_endpoints);
-    return EXIT_UNREACHABLE;
-}
-
-/* Print the server's JSON error (or the raw body) for a non-2xx answer. Returns EXIT_FAILED. */
-static int report_http_error(const struct response *r)
-{
-    json_t *doc = json_loadb(r->body != NULL ? r->body : "", r->len, 0, NULL);
-    const char *code = json_string_value(json_object_get(doc, "error"));
-    const char *msg = json_string_value(json_object_get(doc, "message"));
-    if (msg != NULL)
-        fprintf(stderr, "aragoractl: %s: HTTP %ld %s: %s\n", r->endpoint, r->status,
-                code != NULL ? code : "error", msg);
-    else
-        fprintf(stderr, "aragoractl: %s: HTTP %ld%s%.200s\n", r->endpoint, r->status,
-                r->len > 0 ? ": " : "", r->body != NULL ? r->body : "");
-    json_decref(doc);
-    return EXIT_FAILED;
-}
-
-/* GET a JSON document. On success *out is a new reference. */
-static int get_json(const struct ctl *ctl, const char *path, json_t **out, struct response *r)
-{
-    int rc = ctl_request(ctl, "GET", path, NULL, NULL, r);
-    if (rc != EXIT_OK)
-        return rc;
-    if (r->status < 200 || r->status > 299) {
-        rc = report_http_error(r);
-        free(r->body);
-        return rc;
-    }
-    json_error_t jerr;
-    *out = json_loadb(r->body != NULL ? r->body : "", r->len, 0, &jerr);
-    if (*out == NULL || !json_is_object(*out)) {
-        fprintf(stderr, "aragoractl: %s%s: invalid JSON answer: %s\n", r->endpoint, path,
-                jerr.text);
-        json_decref(*out);
-        free(r->body);
-        return EXIT_FAILED;
-    }
-    return EXIT_OK;
-}
-
-static const char *str_or(json_t *o, const char *key, const char *dflt)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s != NULL ? s : dflt;
-}
-
-static long long int_or(json_t *o, const char *key, long long dflt)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
-}
-
 /* Each member's own view of itself (its /v1/cluster "node"), asked directly with a short timeout,
  * so a dead or frozen member shows as unreachable instead of as whatever the answering node
  * assumes. NULL if it did not answer. The answering node's view is reused for itself. */
@@ -285,7 +118,8 @@ static json_t *member_view(json_t *m, json_t *answered_node)
     struct response r;
     memset(&r, 0, sizeof r);
     if (api == NULL ||
-        request_one(api, "GET", "/v1/cluster", NULL, NULL, &r, CTL_PEEK_TIMEOUT_MS) != CURLE_OK ||
+        ctl_request_one(api, "GET", "/v1/cluster", NULL, NULL, &r, CTL_PEEK_TIMEOUT_MS) !=
+            CURLE_OK ||
         r.status != 200) {
         free(r.body);
         return NULL;
@@ -297,28 +131,79 @@ static json_t *member_view(json_t *m, json_t *answered_node)
     return json_is_object(node) ? node : (json_decref(node), NULL);
 }
 
+/* PostgreSQL as its own coordinator reports it (else as the answering node sees it), e.g.
+ * "replica<-us-east-2 lag 12ms", "primary", "down"; ",drained" when drained. */
+static void pg_cell(json_t *cluster, json_t *member, char *buf, size_t cap)
+{
+    const char *region = ctl_str_or(member, "region", "");
+    size_t i;
+    json_t *p, *o = NULL;
+    json_array_foreach(json_object_get(cluster, "postgres"), i, p)
+    {
+        if (strcmp(ctl_str_or(p, "region", ""), region) == 0) {
+            o = json_object_get(p, "seen_by_its_own_coordinator");
+            o = json_is_object(o) ? o : json_object_get(p, "seen_here");
+        }
+    }
+    const char *drained = json_is_true(json_object_get(member, "drained")) ? ",drained" : "";
+    if (!json_is_object(o)) {
+        snprintf(buf, cap, "-%s", drained);
+    } else if (!json_is_true(json_object_get(o, "healthy"))) {
+        snprintf(buf, cap, "down%s", drained);
+    } else if (strcmp(ctl_str_or(o, "role", ""), "replica") == 0) {
+        snprintf(buf, cap, "replica<-%s lag %lldms%s", ctl_str_or(o, "upstream", "none"),
+                 ctl_int_or(o, "lag_ms", 0), drained);
+    } else {
+        snprintf(buf, cap, "%s%s", ctl_str_or(o, "role", "?"), drained);
+    }
+}
+
 static void print_members(json_t *cluster)
 {
     json_t *members = json_object_get(cluster, "members");
     size_t i;
     json_t *m;
-    printf("%-14s %-3s %-12s %-5s %-8s %-6s %-22s %s\n", "REGION", "ID", "ROLE", "TERM", "APPLIED",
-           "READY", "RAFT-ADDRESS", "API");
+    printf("%-14s %-3s %-12s %-5s %-8s %-6s %-34s %-22s %s\n", "REGION", "ID", "ROLE", "TERM",
+           "APPLIED", "READY", "POSTGRES", "RAFT-ADDRESS", "API");
     json_array_foreach(members, i, m)
     {
         json_t *view = member_view(m, json_object_get(cluster, "node"));
-        char term[24] = "-", applied[24] = "-";
+        char term[24] = "-", applied[24] = "-", pg[64];
+        pg_cell(cluster, m, pg, sizeof pg);
         if (view != NULL) {
-            snprintf(term, sizeof term, "%lld", int_or(view, "term", 0));
-            snprintf(applied, sizeof applied, "%lld", int_or(view, "applied_index", 0));
+            snprintf(term, sizeof term, "%lld", ctl_int_or(view, "term", 0));
+            snprintf(applied, sizeof applied, "%lld", ctl_int_or(view, "applied_index", 0));
         }
-        printf("%-14s %-3lld %-12s %-5s %-8s %-6s %-22s %s%s\n", str_or(m, "region", "?"),
-               int_or(m, "id", 0), view ? str_or(view, "raft_state", "?") : "unreachable", term,
-               applied, view ? (json_is_true(json_object_get(view, "ready")) ? "yes" : "no") : "-",
-               str_or(m, "raft_address", "-"), str_or(m, "api_url", "-"),
+        printf("%-14s %-3lld %-12s %-5s %-8s %-6s %-34s %-22s %s%s\n", ctl_str_or(m, "region", "?"),
+               ctl_int_or(m, "id", 0), view ? ctl_str_or(view, "raft_state", "?") : "unreachable",
+               term, applied,
+               view ? (json_is_true(json_object_get(view, "ready")) ? "yes" : "no") : "-", pg,
+               ctl_str_or(m, "raft_address", "-"), ctl_str_or(m, "api_url", "-"),
                json_is_true(json_object_get(m, "self")) ? "  (answered)" : "");
         json_decref(view);
     }
+}
+
+static void print_lease_failover(json_t *cluster)
+{
+    json_t *lease = json_object_get(cluster, "lease"), *f = json_object_get(cluster, "failover");
+    if (json_is_object(lease) && json_is_string(json_object_get(lease, "region"))) {
+        printf("lease:    %s, epoch %lld, renewal %lld (log index %lld)",
+               ctl_str_or(lease, "region", "?"), ctl_int_or(lease, "epoch", 0),
+               ctl_int_or(lease, "seq", 0), ctl_int_or(lease, "index", 0));
+        if (json_is_true(json_object_get(lease, "held_here")))
+            printf(", held here for %lld ms more", ctl_int_or(lease, "remaining_ms", 0));
+        printf("\n");
+    } else {
+        printf("lease:    none\n");
+    }
+    if (json_is_object(f))
+        printf("failover: epoch %lld %s -> %s: %s%s (%s)\n", ctl_int_or(f, "epoch", 0),
+               ctl_str_or(f, "from", "none"), ctl_str_or(f, "to", "?"), ctl_str_or(f, "step", "?"),
+               json_is_true(json_object_get(f, "planned")) ? ", planned" : "",
+               ctl_str_or(f, "reason", ""));
+    else
+        printf("failover: none yet\n");
 }
 
 static void print_status(json_t *cluster, const char *endpoint)
@@ -331,12 +216,12 @@ static void print_status(json_t *cluster, const char *endpoint)
     print_members(cluster);
     printf("\n");
     if (json_is_object(leader))
-        printf("leader:   %s (id %lld, %s)\n", str_or(leader, "region", "?"),
-               int_or(leader, "id", 0), str_or(leader, "api_url", "-"));
+        printf("leader:   %s (id %lld, %s)\n", ctl_str_or(leader, "region", "?"),
+               ctl_int_or(leader, "id", 0), ctl_str_or(leader, "api_url", "-"));
     else
         printf("leader:   none known\n");
-    printf("term:     %lld\n", int_or(node, "term", 0));
-    printf("epoch:    %lld\n", int_or(cluster, "epoch", 0));
+    printf("term:     %lld\n", ctl_int_or(node, "term", 0));
+    printf("epoch:    %lld\n", ctl_int_or(cluster, "epoch", 0));
     if (json_is_string(primary))
         snprintf(primary_buf, sizeof primary_buf, "%s", json_string_value(primary));
     else if (json_is_integer(primary) && json_integer_value(primary) != 0)
@@ -344,18 +229,19 @@ static void print_status(json_t *cluster, const char *endpoint)
     else
         snprintf(primary_buf, sizeof primary_buf, "none");
     printf("primary:  %s\n", primary_buf);
+    print_lease_failover(cluster);
     printf("paused:   %s\n", json_is_true(json_object_get(cluster, "paused")) ? "yes" : "no");
     printf("answered: %s (%s, %s, commit %lld, applied %lld)\n", endpoint,
-           str_or(node, "region", "?"),
+           ctl_str_or(node, "region", "?"),
            json_is_true(json_object_get(node, "ready")) ? "ready" : "not ready",
-           int_or(node, "commit_index", 0), int_or(node, "applied_index", 0));
+           ctl_int_or(node, "commit_index", 0), ctl_int_or(node, "applied_index", 0));
 }
 
 static int cmd_status(const struct ctl *ctl)
 {
     struct response r;
     json_t *cluster = NULL;
-    int rc = get_json(ctl, "/v1/cluster", &cluster, &r);
+    int rc = ctl_get_json(ctl, "/v1/cluster", &cluster, &r);
     if (rc != EXIT_OK)
         return rc;
     if (ctl->json) {
@@ -375,12 +261,12 @@ static int cmd_leader(const struct ctl *ctl)
 {
     struct response r;
     json_t *cluster = NULL;
-    int rc = get_json(ctl, "/v1/cluster", &cluster, &r);
+    int rc = ctl_get_json(ctl, "/v1/cluster", &cluster, &r);
     if (rc != EXIT_OK)
         return rc;
     json_t *leader = json_object_get(cluster, "leader");
     if (json_is_object(leader)) {
-        printf("%s %s\n", str_or(leader, "region", "?"), str_or(leader, "api_url", "-"));
+        printf("%s %s\n", ctl_str_or(leader, "region", "?"), ctl_str_or(leader, "api_url", "-"));
     } else {
         fprintf(stderr, "aragoractl: no leader known to %s\n", r.endpoint);
         rc = EXIT_FAILED;
@@ -390,48 +276,12 @@ static int cmd_leader(const struct ctl *ctl)
     return rc;
 }
 
-/* Read the first line of a token file into buf. */
-static int read_token_file(const char *path, char *buf, size_t size)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "aragoractl: token file %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (fgets(buf, (int)size, f) == NULL)
-        buf[0] = '\0';
-    fclose(f);
-    buf[strcspn(buf, "\r\n")] = '\0';
-    if (buf[0] == '\0') {
-        fprintf(stderr, "aragoractl: token file %s is empty\n", path);
-        return -1;
-    }
-    return 0;
-}
-
-/* --token-file, then ARAGORA_API_TOKEN, then ARAGORA_API_TOKEN_FILE. "" when none is given. */
-static int load_token(const struct ctl *ctl, char *buf, size_t size)
-{
-    const char *env = getenv("ARAGORA_API_TOKEN");
-    const char *env_file = getenv("ARAGORA_API_TOKEN_FILE");
-    buf[0] = '\0';
-    if (ctl->token_file != NULL)
-        return read_token_file(ctl->token_file, buf, size);
-    if (env != NULL && env[0] != '\0') {
-        snprintf(buf, size, "%s", env);
-        return 0;
-    }
-    if (env_file != NULL && env_file[0] != '\0')
-        return read_token_file(env_file, buf, size);
-    return 0;
-}
-
 static int cmd_action(const struct ctl *ctl, const char *path, const char *done)
 {
     char token[512];
     struct response r;
     char *body = NULL;
-    if (load_token(ctl, token, sizeof token) != 0)
+    if (ctl_load_token(ctl, token, sizeof token) != 0)
         return EXIT_FAILED;
     if (token[0] == '\0')
         fprintf(stderr, "aragoractl: warning: no API token given (--token-file, "
@@ -452,7 +302,7 @@ static int cmd_action(const struct ctl *ctl, const char *path, const char *done)
     if (r.status >= 200 && r.status <= 299)
         printf("%s (via %s)\n", done, r.endpoint);
     else
-        rc = report_http_error(&r);
+        rc = ctl_report_http_error(&r);
     free(r.body);
     return rc;
 }
@@ -463,13 +313,56 @@ static int cmd_version(const struct ctl *ctl)
     json_t *cluster = NULL;
     printf("aragoractl %s\n", AFC_VERSION);
     fflush(stdout);
-    int rc = get_json(ctl, "/v1/cluster", &cluster, &r);
+    int rc = ctl_get_json(ctl, "/v1/cluster", &cluster, &r);
     if (rc != EXIT_OK)
         return rc;
-    printf("coordinator %s (%s at %s)\n", str_or(cluster, "version", "unknown"),
-           str_or(json_object_get(cluster, "node"), "region", "?"), r.endpoint);
+    printf("coordinator %s (%s at %s)\n", ctl_str_or(cluster, "version", "unknown"),
+           ctl_str_or(json_object_get(cluster, "node"), "region", "?"), r.endpoint);
     json_decref(cluster);
     free(r.body);
+    return EXIT_OK;
+}
+
+/* The slot of an option that takes a value ("--to" or "--to=R"), NULL if `name` is not one. */
+static const char **value_slot(struct ctl *ctl, const char *name, size_t len,
+                               const char **endpoints)
+{
+    static const char *const names[] = {"--endpoint", "--endpoints", "--token-file",
+                                        "--reason",   "--to",        "--assume-dead"};
+    const char **slots[] = {endpoints,    endpoints, &ctl->token_file,
+                            &ctl->reason, &ctl->to,  &ctl->assume_dead};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (strlen(names[k]) == len && strncmp(name, names[k], len) == 0)
+            return slots[k];
+    }
+    return NULL;
+}
+
+/* A flag option; false if `a` is not one. */
+static bool set_flag(struct ctl *ctl, const char *a, bool *help)
+{
+    bool *flag = strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0      ? help
+                 : strcmp(a, "--json") == 0                            ? &ctl->json
+                 : strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 ? &ctl->verbose
+                 : strcmp(a, "--force") == 0                           ? &ctl->force
+                 : strcmp(a, "--yes") == 0 || strcmp(a, "-y") == 0     ? &ctl->yes
+                                                                       : NULL;
+    if (flag != NULL)
+        *flag = true;
+    return flag != NULL;
+}
+
+/* The command and at most one argument (a region). */
+static int set_positional(struct ctl *ctl, const char *a, const char **cmd)
+{
+    if (*cmd == NULL) {
+        *cmd = a;
+    } else if (ctl->arg == NULL) {
+        ctl->arg = a;
+    } else {
+        usage_error("unexpected argument '%s'", a);
+        return EXIT_USAGE;
+    }
     return EXIT_OK;
 }
 
@@ -478,41 +371,24 @@ static int parse_args(struct ctl *ctl, int argc, char **argv, const char **cmd, 
 {
     const char *endpoints = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **slot = NULL;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            *help = true;
-        } else if (strcmp(a, "--json") == 0) {
-            ctl->json = true;
-        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-            ctl->verbose = true;
-        } else if (strcmp(a, "--endpoint") == 0 || strcmp(a, "--endpoints") == 0) {
-            slot = &endpoints;
-        } else if (strcmp(a, "--token-file") == 0) {
-            slot = &ctl->token_file;
-        } else if (strcmp(a, "--reason") == 0) {
-            slot = &ctl->reason;
-        } else if (strncmp(a, "--endpoint=", 11) == 0) {
-            endpoints = a + 11;
-        } else if (strncmp(a, "--token-file=", 13) == 0) {
-            ctl->token_file = a + 13;
-        } else if (strncmp(a, "--reason=", 9) == 0) {
-            ctl->reason = a + 9;
-        } else if (a[0] == '-') {
-            usage_error("unknown option '%s'", a);
-            return EXIT_USAGE;
-        } else if (*cmd == NULL) {
-            *cmd = a;
-        } else {
-            usage_error("unexpected argument '%s'", a);
-            return EXIT_USAGE;
-        }
-        if (slot != NULL) {
+        const char *a = argv[i], *eq = strchr(a, '=');
+        const char **slot =
+            value_slot(ctl, a, eq != NULL ? (size_t)(eq - a) : strlen(a), &endpoints);
+        if (slot != NULL && eq != NULL) {
+            *slot = eq + 1;
+        } else if (slot != NULL) {
             if (i + 1 >= argc) {
                 usage_error("option '%s' needs a value", a);
                 return EXIT_USAGE;
             }
             *slot = argv[++i];
+        } else if (set_flag(ctl, a, help)) {
+            continue;
+        } else if (a[0] == '-') {
+            usage_error("unknown option '%s'", a);
+            return EXIT_USAGE;
+        } else if (set_positional(ctl, a, cmd) != EXIT_OK) {
+            return EXIT_USAGE;
         }
     }
     if (endpoints == NULL)
@@ -535,8 +411,15 @@ static int run(struct ctl *ctl, const char *cmd)
         usage_error("--json applies to 'status' only, not '%s'", cmd);
         return EXIT_USAGE;
     }
-    if (ctl->reason != NULL && !is_pause) {
-        usage_error("--reason applies to 'pause' only, not '%s'", cmd);
+    if (ctl->reason != NULL && !is_pause && strcmp(cmd, "drain-region") != 0 &&
+        strcmp(cmd, "undrain-region") != 0) {
+        usage_error("--reason applies to 'pause' and 'drain-region' only, not '%s'", cmd);
+        return EXIT_USAGE;
+    }
+    if (ctl_ops_has(cmd))
+        return ctl_ops_run(ctl, cmd);
+    if (ctl->arg != NULL || ctl->to != NULL || ctl->assume_dead != NULL || ctl->force) {
+        usage_error("'%s' takes no region, --to, --assume-dead or --force", cmd);
         return EXIT_USAGE;
     }
     if (strcmp(cmd, "status") == 0)

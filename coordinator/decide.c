@@ -120,7 +120,22 @@ static bool is_eligible(const struct afc_state *s, const struct afc_decide_confi
         append(why, cap, "%s: nofailover", name);
         return false;
     }
+    if (s->drained[j]) {
+        append(why, cap, "%s is drained", name);
+        return false;
+    }
     return true;
+}
+
+/* The region that failed to promote in the last failover, if that failover ABORTED: it is passed
+ * over by the next selection (a retry on the same node would likely fail the same way), unless
+ * no other replica qualifies. -1 if none. */
+static int aborted_target(const struct afc_state *s)
+{
+    if (s->failover.step != AFC_FO_ABORTED) {
+        return -1;
+    }
+    return member_index(s, s->failover.to);
 }
 
 /* Best LSN known: what any observer last reported for the excluded (old) primary or a candidate. */
@@ -173,24 +188,52 @@ static bool is_within_lag(const struct afc_state *s, const struct afc_decide_con
     return false;
 }
 
+/* The best of the eligible members that are within the lag limit, skipping `skip` (-1 = none). */
+static int pick_best(const struct afc_state *s, const struct afc_decide_config *cfg,
+                     const bool *eligible, uint64_t best_lsn, int skip, char *why, size_t cap)
+{
+    int best = -1;
+    for (unsigned j = 0; j < n_members(s); j++) {
+        if (eligible[j] && (int)j != skip && is_within_lag(s, cfg, j, best_lsn, why, cap) &&
+            is_better(s, cfg, j, best)) {
+            best = (int)j;
+        }
+    }
+    return best;
+}
+
 int afc_select_candidate(const struct afc_state *s, const struct afc_decide_config *cfg,
                          const char *exclude, char *why, unsigned why_cap)
 {
     char reasons[256] = "";
     bool eligible[AFC_MAX_MEMBERS] = {false};
-    int ex = member_index(s, exclude != NULL ? exclude : ""), best = -1;
+    int ex = member_index(s, exclude != NULL ? exclude : ""), ab = aborted_target(s);
     for (unsigned j = 0; j < n_members(s); j++) {
         eligible[j] = (int)j != ex && is_eligible(s, cfg, j, reasons, sizeof reasons);
     }
     uint64_t best_lsn = best_known_lsn(s, ex, eligible);
-    for (unsigned j = 0; j < n_members(s); j++) {
-        if (eligible[j] && is_within_lag(s, cfg, j, best_lsn, reasons, sizeof reasons) &&
-            is_better(s, cfg, j, best)) {
-            best = (int)j;
+    int best = -1;
+    if (ab >= 0 && eligible[ab]) {
+        char skipped[256] = "";
+        best = pick_best(s, cfg, eligible, best_lsn, ab, skipped, sizeof skipped);
+        if (best >= 0) {              /* else it is the only one left, and allowed (second pass) */
+            char all[sizeof reasons]; /* the most telling reason first */
+            snprintf(all, sizeof all, "%s failed to promote in epoch %" PRIu64, s->members[ab].name,
+                     s->failover.epoch);
+            if (reasons[0] != '\0') {
+                append(all, sizeof all, "%s", reasons);
+            }
+            if (skipped[0] != '\0') {
+                append(all, sizeof all, "%s", skipped);
+            }
+            snprintf(reasons, sizeof reasons, "%s", all);
         }
     }
+    if (best < 0) {
+        best = pick_best(s, cfg, eligible, best_lsn, -1, reasons, sizeof reasons);
+    }
     if (why != NULL && why_cap > 0) {
-        snprintf(why, why_cap, "%s", best >= 0 ? "" : reasons[0] ? reasons : "no healthy replica");
+        snprintf(why, why_cap, "%s", best >= 0 || reasons[0] ? reasons : "no healthy replica");
     }
     return best;
 }
@@ -300,8 +343,9 @@ static int pred_candidate(const struct afc_state *s, const struct afc_decide_con
     char why[128];
     int c = afc_select_candidate(s, cfg, s->primary, why, sizeof why);
     if (c >= 0) {
-        add_pred(d, "candidate-available", true, "%s (receive lsn %X/%X)", s->members[c].name,
-                 (unsigned)(s->obs[c][c].lsn >> 32), (unsigned)(s->obs[c][c].lsn & 0xffffffffu));
+        add_pred(d, "candidate-available", true, "%s (receive lsn %X/%X)%s%s", s->members[c].name,
+                 (unsigned)(s->obs[c][c].lsn >> 32), (unsigned)(s->obs[c][c].lsn & 0xffffffffu),
+                 why[0] ? "; passed over: " : "", why);
     } else {
         add_pred(d, "candidate-available", false, "%s", why);
     }
@@ -347,4 +391,33 @@ void afc_decide(const struct afc_decide_input *in, struct afc_decision *out)
         return;
     }
     decide_failover(in, out);
+}
+
+/* ---- what-if: the decision if a region died now (aragoractl plan --assume-dead) ---- */
+
+/* Far enough in the past that any lease counted from it has expired (lease and margin are
+ * seconds), yet non-zero so it counts as "a renewal was applied". */
+#define ASSUME_DEAD_LEASE_MS 1
+
+int afc_decide_assume_dead(const struct afc_decide_input *in, const char *region,
+                           struct afc_state *scratch, struct afc_decision *out)
+{
+    int r = member_index(in->state, region);
+    if (r < 0) {
+        return AFC_EUNKNOWNMEMBER;
+    }
+    *scratch = *in->state;
+    for (unsigned i = 0; i < n_members(scratch); i++) {
+        struct afc_pg_obs *o = &scratch->obs[i][r];
+        o->valid = true;
+        o->healthy = false;
+    }
+    struct afc_decide_input what_if = *in;
+    what_if.state = scratch;
+    what_if.lease_applied_ms = ASSUME_DEAD_LEASE_MS;
+    if (what_if.now_ms < ASSUME_DEAD_LEASE_MS + in->cfg->lease_ms + in->cfg->margin_ms) {
+        what_if.now_ms = ASSUME_DEAD_LEASE_MS + in->cfg->lease_ms + in->cfg->margin_ms;
+    }
+    afc_decide(&what_if, out);
+    return 0;
 }

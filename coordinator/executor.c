@@ -30,6 +30,7 @@
 #include "afc/run.h"
 #include "coordinator/daemon.h"
 #include "coordinator/executor.h"
+#include "coordinator/faultpoints.h"
 #include "coordinator/report.h"
 
 #define SQL_TIMEOUT_MS       15000
@@ -37,6 +38,7 @@
 #define START_TIMEOUT_MS     90000
 #define REWIND_TIMEOUT_MS    300000
 #define CATCHUP_MAX_MS       5000  /* candidate waits at most this for replay to catch up */
+#define OLD_STOP_MAX_MS      30000 /* switchover: the old primary must have stopped by then */
 #define REPOINT_RETRY_MS     10000 /* re-point again if still not streaming from the new primary */
 #define DONE_AFTER_MS        15000 /* leader closes the sequence even if a replica lags behind */
 #define DOWN_BEFORE_START_MS 500   /* own PostgreSQL refused connections this long → act */
@@ -208,6 +210,10 @@ static void promote(struct afc_executor *x)
     static char slots[1024];
     char one[160], name[AFC_NAME_MAX];
     const struct afc_state *s = state_of(x);
+    if (afc_fault_hit("fail-promote")) { /* test builds: as if pg_promote had failed */
+        report_step(x, AFC_FO_ABORTED, 0, 0, "pg_promote failed (fault point)");
+        return;
+    }
     /* One statement that creates a slot for every other member (idempotent). */
     snprintf(slots, sizeof slots,
              "SELECT count(pg_create_physical_replication_slot(n)) FROM "
@@ -251,13 +257,43 @@ static void promoted(struct afc_executor *x, const char *output)
     if (sscanf(last, "%u %31s", &tli, lsn) != 2) {
         afc_warn("promoted, but could not read the timeline and LSN from '%s'", last);
     }
+    if (afc_fault_hit("crash-after-promote")) {
+        _exit(AFC_FAULT_EXIT); /* promoted, PROMOTED not reported: no cleanup (test builds) */
+    }
     afc_event("promoted-here", "region=%s epoch=%" PRIu64 " timeline=%u lsn=%s", self_name(x),
               x->epoch, tli, lsn);
     report_step(x, AFC_FO_PROMOTED, tli, parse_lsn(lsn), "pg_promote done");
 }
 
+/* Does any report (ours or its own coordinator's) still show the old primary running? */
+static bool old_primary_running(const struct afc_executor *x, const struct afc_failover *f)
+{
+    const struct afc_state *s = state_of(x);
+    int from = -1, self = -1;
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        from = strcmp(s->members[i].name, f->from) == 0 ? (int)i : from;
+        self = strcmp(s->members[i].name, self_name(x)) == 0 ? (int)i : self;
+    }
+    if (from < 0 || self < 0) {
+        return false;
+    }
+    const struct afc_pg_obs *a = &s->obs[self][from], *b = &s->obs[from][from];
+    return (a->valid && a->healthy && a->role == AFC_PG_PRIMARY) ||
+           (b->valid && b->healthy && b->role == AFC_PG_PRIMARY);
+}
+
 static void candidate_tick(struct afc_executor *x, const struct afc_failover *f)
 {
+    if (f->step == AFC_FO_DECIDED && x->step_reported != AFC_FO_FENCED &&
+        x->step_reported != AFC_FO_ABORTED && f->planned && old_primary_running(x, f)) {
+        /* A switchover: the old primary's coordinator stops it with a fast shutdown, which
+         * sends every WAL record to the connected replicas first. Detaching before that would
+         * cut the stream short, so wait for it (bounded). */
+        if (now_ms(x) > x->planned_deadline_ms) {
+            report_step(x, AFC_FO_ABORTED, 0, 0, "switchover: the old primary did not stop");
+        }
+        return;
+    }
     if (f->step == AFC_FO_DECIDED && x->step_reported != AFC_FO_FENCED) {
         if (!x->detached) {
             detach(x, "candidate");
@@ -392,7 +428,7 @@ static void rewind_from(struct afc_executor *x, const char *primary)
     if (m == NULL || m->postgres[0] == '\0') {
         return;
     }
-    char pg_rewind[AFC_PATH_MAX + 16], source[AFC_PATH_MAX + 32], slot[AFC_NAME_MAX];
+    char pg_rewind[AFC_PATH_MAX + 16], source[AFC_PATH_MAX + 96], slot[AFC_NAME_MAX];
     slot_name(c->region, slot, sizeof slot);
     snprintf(pg_rewind, sizeof pg_rewind, "%s/pg_rewind", c->pg_bin_dir);
     snprintf(source, sizeof source, "--source-server=%s application_name=%s", m->postgres, slot);
@@ -470,6 +506,7 @@ static void action_done(struct afc_executor *x, enum action act, bool ok, const 
     switch (act) {
     case ACT_DETACH:
         x->detached = ok;
+        x->catchup_deadline_ms = now_ms(x) + CATCHUP_MAX_MS; /* the catch-up wait starts now */
         break;
     case ACT_CATCHUP:
         if ((ok && strncmp(output, "t", 1) == 0) || now_ms(x) > x->catchup_deadline_ms) {
@@ -525,6 +562,7 @@ void afc_executor_tick(struct afc_executor *x, const struct afc_pg_obs *local, b
         x->step_reported = AFC_FO_NONE;
         x->repointed_at_ms = 0;
         x->catchup_deadline_ms = now_ms(x) + CATCHUP_MAX_MS;
+        x->planned_deadline_ms = now_ms(x) + OLD_STOP_MAX_MS;
     }
     bool active = !afc_fo_step_is_final(f->step) || f->step == AFC_FO_DONE;
     if (active && strcmp(f->to, self_name(x)) == 0) {

@@ -23,6 +23,7 @@ struct afc_executor {
     bool detached;
     enum afc_fo_step step_reported; /* last step this node reported for `epoch` */
     uint64_t catchup_deadline_ms;
+    uint64_t planned_deadline_ms; /* switchover: give up if the old primary still runs then */
     uint64_t repointed_at_ms;
     uint64_t promoted_seen_ms; /* leader: when it first saw PROMOTED */
     /* the local PostgreSQL */

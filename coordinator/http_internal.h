@@ -38,6 +38,9 @@ const char *http_req_method(const struct http_req *r);
 const char *http_req_path(const struct http_req *r);
 /* Header value (case-insensitive name) or NULL. Borrowed: valid until the request ends. */
 const char *http_req_header(const struct http_req *r, const char *name);
+/* A query-string argument (?name=value, decoded) or NULL. Borrowed: valid until the request ends.
+ */
+const char *http_req_query(const struct http_req *r, const char *name);
 /* The accumulated body (not NUL-terminated; NULL if empty). Borrowed. */
 const char *http_req_body(const struct http_req *r, size_t *len);
 /* The daemon's forwarder (forward.c), for api.c. */
@@ -69,6 +72,12 @@ unsigned http_status_count(const struct afc_daemon *d, unsigned i, unsigned *cod
 
 /* Handle one complete request: reply synchronously or http_suspend. Never fails. */
 void api_dispatch(struct http_req *r);
+/* For handlers of mutating endpoints (api.c): false after answering 401 (bearer token). */
+bool api_authorized(struct http_req *r);
+/* true on the ready leader; otherwise answers (forwards to the leader, or 503) and returns false.
+ */
+bool api_on_leader(struct http_req *r);
+
 /* POST /v1/internal/propose (api_internal.c). */
 void api_internal_propose(struct http_req *r);
 
@@ -82,8 +91,17 @@ json_t *api_failover_json(const struct afc_failover *f); /* null if none ever ra
 json_t *api_failovers_json(const struct afc_state *s);   /* receipts, oldest first */
 /* Add "postgres", "lease" and "failover" to a /v1/cluster document. */
 void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc);
-/* GET /v1/decision */
+/* GET /v1/decision[?assume_dead=R] */
 void api_decision(struct http_req *r);
+
+/* POST /v1/drain (api_drain.c) */
+void api_drain(struct http_req *r);
+
+/* ---- actions and role probes (api_actions.c) ---- */
+void api_switchover(struct http_req *r); /* POST /v1/switchover */
+void api_failover(struct http_req *r);   /* POST /v1/failover */
+void api_primary(struct http_req *r);    /* GET /primary */
+void api_replica(struct http_req *r);    /* GET /replica[?lag=] */
 
 /* ---- forwarding to the leader (forward.c) ---- */
 

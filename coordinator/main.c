@@ -21,6 +21,7 @@
 #include "afc/log.h"
 #include "coordinator/daemon.h"
 #include "coordinator/agent.h"
+#include "coordinator/faultpoints.h"
 #include "coordinator/report.h"
 
 enum {
@@ -203,6 +204,16 @@ struct args {
     bool check_only;
 };
 
+/* A test build says so wherever it identifies itself, so it cannot be run in production unknowingly
+ * (coordinator/faultpoints.h). */
+#ifdef AFC_FAULT_POINTS
+#define BUILD_FLAVOUR     " (fault points)"
+#define BUILD_EVENT_FIELD " fault_points=compiled-in"
+#else
+#define BUILD_FLAVOUR     ""
+#define BUILD_EVENT_FIELD ""
+#endif
+
 static int parse_args(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {
@@ -222,7 +233,7 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->check_only = true;
             break;
         case 'V':
-            printf("aragora-coordinator %s\n", AFC_VERSION);
+            printf("aragora-coordinator %s%s\n", AFC_VERSION, BUILD_FLAVOUR);
             exit(0);
         case 'h':
             usage(stdout);
@@ -333,8 +344,8 @@ static int run(struct afc_daemon *d)
         fprintf(stderr, "aragora-coordinator: %s\n", err.msg);
         daemon_stop(d, EXIT_RUNTIME);
     } else {
-        afc_event("started", "version=%s raft=%s api=%s", AFC_VERSION,
-                  afc_config_self(&d->cfg)->raft_addr, d->cfg.api_listen);
+        afc_event("started", "version=%s raft=%s api=%s%s", AFC_VERSION,
+                  afc_config_self(&d->cfg)->raft_addr, d->cfg.api_listen, BUILD_EVENT_FIELD);
     }
     uv_run(d->loop, UV_RUN_DEFAULT);
     return d->exit_code;
@@ -353,6 +364,14 @@ int main(int argc, char **argv)
         return 0;
     }
     afc_log_setup(d.cfg.log_level, d.cfg.log_format == AFC_LOG_JSON, d.cfg.region, stderr);
+#ifdef AFC_FAULT_POINTS
+    afc_warn("test build: named fault points are compiled in (docs/operations.md)");
+    struct afc_err ferr = {0};
+    if (afc_fault_points_init(&ferr) != 0) {
+        fprintf(stderr, "aragora-coordinator: %s\n", ferr.msg);
+        return EXIT_USAGE;
+    }
+#endif
     uv_loop_t loop;
     uv_loop_init(&loop);
     d.loop = &loop;

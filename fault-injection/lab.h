@@ -153,7 +153,7 @@ int lab_pg_signal(struct lab *lab, struct lab_region *r, int sig);
 int lab_pg_restart(struct lab *lab, struct lab_region *r);
 /* Stop every PostgreSQL of the lab (pg_ctl stop -m fast, SIGKILL by PID after a deadline);
  * returns how many were running, or -1 if some survived. */
-int lab_pg_down(const struct lab *lab);
+int lab_pg_down(struct lab *lab);
 /* "primary", "replica", or "-" when it does not answer. */
 const char *lab_pg_role(const struct lab *lab, const struct lab_pg *pg);
 

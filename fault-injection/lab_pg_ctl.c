@@ -372,15 +372,29 @@ static void fast_stop(const struct lab *lab, const struct lab_pg *pg)
     lab_pg_exec(lab->pg_run_as, argv, NULL, out, sizeof out, 10000);
 }
 
-int lab_pg_down(const struct lab *lab)
+/* Fast-stop every PostgreSQL that runs now; returns how many. */
+static int stop_running(struct lab *lab)
 {
     int n = 0;
     for (unsigned i = 0; i < lab->n_regions; i++) {
-        const struct lab_pg *pg = &lab->regions[i].pg;
+        struct lab_pg *pg = &lab->regions[i].pg;
+        lab_pg_refresh(pg); /* a coordinator may have restarted it since the lab was loaded */
         if (lab_pg_state(pg) != LAB_PROC_DEAD) {
             fast_stop(lab, pg);
             n++;
         }
+    }
+    return n;
+}
+
+int lab_pg_down(struct lab *lab)
+{
+    /* Called once the coordinators are stopped; a pg_ctl start or pg_rewind they launched may
+     * still bring a server up a moment later, so look again a few times (bounded). */
+    int n = stop_running(lab);
+    for (int round = 0; round < 4; round++) {
+        lab_sleep_ms(500);
+        n += stop_running(lab);
     }
     int rc = n;
     for (unsigned i = 0; i < lab->n_regions; i++) {

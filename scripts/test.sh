@@ -2,7 +2,8 @@
 # The project's test command (README "Quick start"; .ci/run runs it on a fresh clone as root).
 #   1. install the Debian packages the build needs (scripts/deps.sh; as root)
 #   2. check formatting: clang-format --dry-run -Werror over every *.c and *.h
-#   3. build in ./build with -Dwerror=true and run the unit, consensus and integration suites
+#   3. build in ./build with -Dwerror=true -Dfault_points=true (a test build: --version must say
+#      "(fault points)") and run the unit, consensus and integration suites
 #   4. build in ./build-asan with ASan+UBSan and run the unit and consensus suites
 # Every step runs even if an earlier check failed; the exit status is non-zero if any failed.
 # ARAGORA_SKIP_ASAN=1 skips step 4.
@@ -40,8 +41,11 @@ else
     failed+=("format")
 fi
 
-step "build (build/, -Dwerror=true)"
-if setup build -Dwerror=true && ninja -C build; then
+step "build (build/, -Dwerror=true -Dfault_points=true: a test build)"
+# The test build compiles in the named fault points (docs/operations.md); it must say so.
+if setup build -Dwerror=true -Dfault_points=true && ninja -C build &&
+    { build/aragora-coordinator --version | grep -qF "(fault points)" ||
+        { echo "test.sh: build/ is not a test build (no '(fault points)' in --version)" >&2; false; }; }; then
     step "tests: unit, consensus, integration"
     meson test -C build --print-errorlogs --suite unit --suite consensus --suite integration ||
         failed+=("tests")

@@ -146,11 +146,24 @@ void afc_decide(const struct afc_decide_input *in, struct afc_decision *out);
  * Choose the failover candidate among members other than `exclude` (§4.5): its own coordinator's
  * observation says healthy replica; a majority of observers see it healthy; not nofailover; lag
  * within max_lag_bytes of the best known LSN (unless max_lag_bytes == 0); then highest receive LSN,
- * then priority, then member order. Returns the member index or -1, with `why` (may be NULL)
- * naming the reason when none qualifies ("no healthy replica", "eu-west-1 lags 20 MB > 16 MB",
- * ...).
+ * then priority, then member order. Never a drained member ("eu-west-1 is drained"). After an
+ * ABORTED failover, its `to` (the region that failed to promote) is passed over ("eu-west-1
+ * failed to promote in epoch 3") unless no other member qualifies. Returns the member index or
+ * -1. `why` (may be NULL) receives every exclusion, "; "-separated ("" if none when a candidate
+ * was found; "no healthy replica", "eu-west-1 lags 20 MB > 16 MB", ... when none qualifies).
  */
 int afc_select_candidate(const struct afc_state *s, const struct afc_decide_config *cfg,
                          const char *exclude, char *why, unsigned why_cap);
+
+/*
+ * What-if for `aragoractl plan --assume-dead R`: the decision afc_decide() would make if R's
+ * PostgreSQL were reported down by every observer and its lease had long expired. Copies
+ * in->state into the caller's `scratch` (borrowed, overwritten: struct afc_state is large, so it
+ * is not put on the stack here), marks obs[*][R] valid and unhealthy, sets lease_applied_ms far in
+ * the past and now_ms past the lease deadline, and runs afc_decide into *out. Pure; acts on
+ * nothing. Returns 0, or AFC_EUNKNOWNMEMBER if R is not a member (then *out is untouched).
+ */
+int afc_decide_assume_dead(const struct afc_decide_input *in, const char *region,
+                           struct afc_state *scratch, struct afc_decision *out);
 
 #endif

@@ -43,7 +43,8 @@ typedef uint64_t afc_region_id; /* raft server id of a region's coordinator, >= 
     X(AFC_OP_OBSERVE, "observe") /* observer's view of one region's PostgreSQL changed */          \
     X(AFC_OP_RENEW, "renew")     /* the primary's coordinator renews its write lease */            \
     X(AFC_OP_FAILOVER_BEGIN, "failover-begin") /* epoch CAS: decide from → to */                 \
-    X(AFC_OP_FAILOVER_STEP, "failover-step")   /* advance the current failover (step table) */
+    X(AFC_OP_FAILOVER_STEP, "failover-step")   /* advance the current failover (step table) */     \
+    X(AFC_OP_DRAIN, "drain")                   /* set/clear a member's drained flag */
 
 enum afc_op {
 #define AFC_OP_ENUM(e, s) e,
@@ -116,6 +117,11 @@ struct afc_cmd {
             uint64_t lsn;
             char detail[AFC_DETAIL_MAX];
         } failover_step;
+        struct {
+            char region[AFC_NAME_MAX]; /* must be a member */
+            bool drained;              /* true: never a failover candidate until undrained */
+            char reason[AFC_DETAIL_MAX];
+        } drain;
     } u;
 };
 
@@ -133,6 +139,7 @@ struct afc_state {
     afc_epoch epoch;            /* 0 = no primary adopted yet */
     char primary[AFC_NAME_MAX]; /* authorized primary for `epoch`, "" if none */
     bool paused;
+    bool drained[AFC_MAX_MEMBERS]; /* per member (same order): excluded from candidate selection */
     uint64_t applied_index; /* last log index applied (commands only; set by apply/restore) */
     unsigned history_len;   /* number of valid events, <= AFC_HISTORY_MAX */
     unsigned history_next;  /* ring write position */
@@ -217,7 +224,7 @@ void afc_fsm_init(struct afc_fsm *fsm);
 enum afc_apply_result afc_fsm_apply(struct afc_fsm *fsm, uint64_t index, const void *buf,
                                     size_t len, struct afc_err *why);
 
-/* Digest of the replicated content of `s` (members, epoch, primary, paused, history;
+/* Digest of the replicated content of `s` (members, epoch, primary, paused, drained, history;
  * applied_index included). FNV-1a 64 over the canonical snapshot encoding. */
 uint64_t afc_state_digest(const struct afc_state *s);
 

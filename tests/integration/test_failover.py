@@ -9,6 +9,7 @@ Usage: test_failover.py [TEST_NAME ...]. Prints "N passed, M failed" last.
 
 import os
 import sys
+import threading
 import time
 import traceback
 
@@ -157,6 +158,55 @@ def test_paused_no_failover(lab):
     wait_step(lab, survivors, "done", 2, timeout=90)
 
 
+class Writer(threading.Thread):
+    """Writes sequence numbers continuously to whichever region's PostgreSQL accepts them,
+    recording every acknowledged one with its time."""
+
+    def __init__(self, ports):
+        super().__init__(daemon=True)
+        self.ports = ports
+        self.acked = []  # (seq, monotonic time)
+        self.stop = threading.Event()
+
+    def run(self):
+        seq = 0
+        while not self.stop.is_set():
+            for port in self.ports:
+                if psql(port, "INSERT INTO it_seq VALUES (%d)" % seq, check=False).returncode == 0:
+                    self.acked.append((seq, time.monotonic()))
+                    break
+            seq += 1
+
+    def gap_ms(self):
+        t = [a[1] for a in self.acked]
+        return max((b - a for a, b in zip(t, t[1:])), default=0) * 1000
+
+
+def test_switchover_under_load(lab):
+    """Planned switchover while writes flow: every acknowledged row is on the new primary."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    assert psql(pg_port(lab, "us-east-2"), "CREATE TABLE it_seq (i int)").returncode == 0
+    writer = Writer([pg_port(lab, r) for r in lab.regions])
+    writer.start()
+    wait_for("writes flowing", lambda: len(writer.acked) >= 20 or None, timeout=30)
+    status, body = lab.post("ap-south-1", "/v1/switchover", b'{"to": "eu-west-1"}')
+    assert status == 202, (status, body)
+    wait_step(lab, lab.regions, "done", 2, timeout=90)
+    n_before = len(writer.acked)
+    wait_for("writes on the new primary", lambda: len(writer.acked) >= n_before + 20 or None,
+             timeout=30)
+    writer.stop.set()
+    writer.join(30)
+    have = psql_value(pg_port(lab, "eu-west-1"), "SELECT string_agg(i::text, ',') FROM it_seq")
+    rows = set(int(x) for x in (have or "").split(",") if x)
+    missing = [seq for seq, _ in writer.acked if seq not in rows]
+    print("  switchover: %d writes acknowledged, %d missing, longest write gap %.0f ms"
+          % (len(writer.acked), len(missing), writer.gap_ms()))
+    assert not missing, "acknowledged writes lost in a planned switchover: %s" % missing[:20]
+
+
 def running_postmasters(lab):
     """PIDs of postmasters still running in the lab's data directories. The coordinators restart
     PostgreSQL themselves, so each data directory's own postmaster.pid is the authority."""
@@ -174,7 +224,8 @@ def running_postmasters(lab):
     return left
 
 
-TESTS = [test_kill_primary_region, test_kill_primary_postgres_only, test_paused_no_failover]
+TESTS = [test_kill_primary_region, test_kill_primary_postgres_only, test_paused_no_failover,
+         test_switchover_under_load]
 
 
 def main(argv):

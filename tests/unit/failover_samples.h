@@ -1,5 +1,5 @@
 /*
- * Sample failover commands (observe, renew, failover-begin, failover-step) and their equality,
+ * Sample failover commands (observe, renew, failover-begin, failover-step, drain) and equality,
  * shared by test_codec.c (round trips, truncation, fuzzing over every op) and
  * test_codec_failover.c.
  */
@@ -45,6 +45,11 @@ static inline void sample_failover(struct afc_cmd *c)
         c->u.failover_begin.old_lsn = UINT64_MAX;
         c->u.failover_begin.term = 12;
         break;
+    case AFC_OP_DRAIN:
+        snprintf(c->u.drain.region, AFC_NAME_MAX, "eu-west-1");
+        c->u.drain.drained = true;
+        snprintf(c->u.drain.reason, AFC_DETAIL_MAX, "hardware maintenance");
+        break;
     default:
         c->u.failover_step.epoch = 8;
         c->u.failover_step.step = AFC_FO_PROMOTED;
@@ -81,6 +86,10 @@ static inline bool failover_cmd_equal(const struct afc_cmd *a, const struct afc_
                x->forced == y->forced && x->detected_ms == y->detected_ms &&
                x->old_lsn == y->old_lsn && x->term == y->term;
     }
+    case AFC_OP_DRAIN:
+        return !strcmp(a->u.drain.region, b->u.drain.region) &&
+               a->u.drain.drained == b->u.drain.drained &&
+               !strcmp(a->u.drain.reason, b->u.drain.reason);
     default: {
         const __typeof__(a->u.failover_step) *x = &a->u.failover_step, *y = &b->u.failover_step;
         return x->epoch == y->epoch && x->step == y->step && x->timeline == y->timeline &&
