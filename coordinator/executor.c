@@ -454,15 +454,23 @@ static void rewound(struct afc_executor *x)
     pg_start(x, "rejoin as a replica");
 }
 
+/* The authorized primary, as a rewind source: a majority of observers must see it healthy (a
+ * dead region's own coordinator never reports its death, so its last word cannot be trusted). */
 static bool primary_is_up(const struct afc_executor *x, const char **name)
 {
     const struct afc_state *s = state_of(x);
-    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
-        if (strcmp(s->members[i].name, s->primary) == 0 && s->obs[i][i].valid &&
-            s->obs[i][i].healthy && s->obs[i][i].role == AFC_PG_PRIMARY) {
-            *name = s->members[i].name;
-            return true;
+    unsigned n = s->n_members < AFC_MAX_MEMBERS ? s->n_members : AFC_MAX_MEMBERS;
+    for (unsigned j = 0; j < n; j++) {
+        if (strcmp(s->members[j].name, s->primary) != 0) {
+            continue;
         }
+        unsigned healthy = 0;
+        for (unsigned i = 0; i < n; i++) {
+            healthy +=
+                s->obs[i][j].valid && s->obs[i][j].healthy && s->obs[i][j].role == AFC_PG_PRIMARY;
+        }
+        *name = s->members[j].name;
+        return healthy >= n / 2 + 1;
     }
     return false;
 }
@@ -527,6 +535,7 @@ static void action_done(struct afc_executor *x, enum action act, bool ok, const 
             rewound(x);
         } else {
             afc_event("rejoin-failed", "region=%s from=%s", x->d->cfg.region, x->rewind_from);
+            x->hold_until_ms = now_ms(x) + 5000; /* try again later, not every tick */
         }
         break;
     case ACT_START:

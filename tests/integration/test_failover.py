@@ -207,6 +207,74 @@ def test_switchover_under_load(lab):
     assert not missing, "acknowledged writes lost in a planned switchover: %s" % missing[:20]
 
 
+def cut_replication(lab, region):
+    """Stop a replica following anyone (it stays a healthy replica, it just receives nothing)."""
+    port = pg_port(lab, region)
+    assert psql(port, "ALTER SYSTEM SET primary_conninfo = ''").returncode == 0
+    assert psql(port, "SELECT pg_reload_conf()").returncode == 0
+
+
+def decision(lab, regions, assume_dead=None):
+    q = "/v1/decision" + ("?assume_dead=" + assume_dead if assume_dead else "")
+    for r in regions:
+        status, d = get_json(lab.url(r), q, timeout=1.0)
+        if status == 200:
+            return d
+    return None
+
+
+def test_lagging_replica_not_chosen(lab):
+    """A replica further behind than maximum_lag_on_failover (1 MiB) is never the candidate."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    cut_replication(lab, "eu-west-1")
+    # about 8 MB of WAL that eu-west-1 will never receive
+    assert psql(pg_port(lab, "us-east-2"), "CREATE TABLE it_bulk AS SELECT g, repeat('x', 50) AS "
+                "pad FROM generate_series(1, 100000) g").returncode == 0
+    plan = wait_for("the plan to choose ap-south-1 and pass over the lagging eu-west-1", lambda: (
+        lambda d: d if d and candidate_value(d).startswith("ap-south-1") and
+        "eu-west-1 lags" in candidate_value(d) else None)(
+        decision(lab, lab.regions, assume_dead="us-east-2")), timeout=60)
+    print("  plan with eu-west-1 cut off: %s" % candidate_value(plan))
+    lab.chaos("kill", "us-east-2", "--what", "region")
+    done = wait_step(lab, ["eu-west-1", "ap-south-1"], "done", 2, timeout=90)
+    assert done["failover"]["to"] == "ap-south-1", done["failover"]
+
+
+def test_no_candidate_no_failover(lab):
+    """Every replica lags beyond maximum_lag_on_failover: the primary dies and nothing is
+    promoted; /v1/decision names candidate-available as what blocks."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    cut_replication(lab, "eu-west-1")
+    cut_replication(lab, "ap-south-1")
+    assert psql(pg_port(lab, "us-east-2"), "CREATE TABLE it_bulk AS SELECT g, repeat('x', 50) AS "
+                "pad FROM generate_series(1, 100000) g").returncode == 0
+    survivors = ["eu-west-1", "ap-south-1"]
+    wait_for("both replicas reported lagging", lambda: (
+        lambda d: d if d and "eu-west-1 lags" in json_text(d) and "ap-south-1 lags" in
+        json_text(d) else None)(decision(lab, lab.regions, assume_dead="us-east-2")), timeout=60)
+    lab.chaos("kill", "us-east-2", "--what", "region")
+    blocked = wait_for("the decision to be blocked by the lag alone", lambda: (
+        lambda d: d if d and d["blocking"] == "candidate-available" and all(
+            p["ok"] for p in d["predicates"] if p["name"] != "candidate-available") else None)(
+        decision(lab, survivors)), timeout=90)
+    print("  primary dead, no candidate: blocking=%s (%s)"
+          % (blocked["blocking"], candidate_value(blocked)))
+    doc = any_cluster(lab, survivors)
+    assert doc["epoch"] == 1 and doc["failover"] is None, ("promoted a lagging replica", doc)
+
+
+def json_text(d):
+    return " ".join(p["value"] for p in d.get("predicates", []))
+
+
+def candidate_value(d):
+    return next((p["value"] for p in d["predicates"] if p["name"] == "candidate-available"), "?")
+
+
 def running_postmasters(lab):
     """PIDs of postmasters still running in the lab's data directories. The coordinators restart
     PostgreSQL themselves, so each data directory's own postmaster.pid is the authority."""
@@ -225,7 +293,8 @@ def running_postmasters(lab):
 
 
 TESTS = [test_kill_primary_region, test_kill_primary_postgres_only, test_paused_no_failover,
-         test_switchover_under_load]
+         test_switchover_under_load, test_lagging_replica_not_chosen,
+         test_no_candidate_no_failover]
 
 
 def main(argv):
