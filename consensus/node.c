@@ -769,6 +769,22 @@ uint64_t afc_node_leader_changes(const struct afc_node *n)
     return n->lead.leader_changes;
 }
 
+bool afc_node_member_heard(const struct afc_node *n, afc_region_id id)
+{
+    const struct raft *r = &n->raft;
+    if (!raft_is_initialised(n) || r->state != RAFT_LEADER || id == n->cfg.id) {
+        return true;
+    }
+    for (unsigned i = 0; i < r->configuration.n; i++) {
+        if (r->configuration.servers[i].id == id) {
+            /* 0.15: recent_recv is set on every AppendEntries result and cleared at each
+             * election-timeout tick of the leader (tick.c check-quorum). */
+            return r->leader_state.progress[i].recent_recv;
+        }
+    }
+    return true;
+}
+
 afc_region_id afc_node_leader_id(const struct afc_node *n)
 {
     raft_id id = 0;

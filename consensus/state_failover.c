@@ -178,6 +178,7 @@ enum afc_apply_result state_apply_failover_begin(struct afc_fsm *fsm, uint64_t i
     snprintf(s->primary, sizeof s->primary, "%s", b->to);
     memset(&s->lease, 0, sizeof s->lease);
     fsm->lease_applied_ms = fsm->apply_clock_ms; /* as for promote (state.c): from this apply */
+    fsm->failover_applied_ms = fsm->apply_clock_ms;
     state_record_event(s, index, c->wall_ms, "failover-decided",
                        "epoch=%" PRIu64 " from=%s to=%s reason=%s", f->epoch, or_none(f->from),
                        f->to, f->reason);

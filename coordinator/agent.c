@@ -66,7 +66,6 @@ struct afc_agent {
     uint64_t next_fence_ms; /* after a failed stop, try again no sooner than this */
     /* leader */
     uint64_t ready_since_ms;
-    uint64_t last_failover_ms;
     bool decide_in_flight;
     struct afc_propose decide_req;
     char refused[AFC_DETAIL_MAX];
@@ -267,6 +266,26 @@ bool afc_agent_lease(const struct afc_daemon *d, int64_t *remaining_ms)
 
 /* ---- fencing: our PostgreSQL runs as primary without the right to (§4.2, §4.3 layer 1) ---- */
 
+/* Tell the leader at once that our PostgreSQL is down, instead of waiting for the probe's fall
+ * count: in a switchover the candidate waits for exactly this before it detaches. */
+static void report_stopped(struct afc_agent *a)
+{
+    const struct afc_pg_obs *o = local_obs(a);
+    if (o == NULL) {
+        return;
+    }
+    struct afc_cmd cmd;
+    cmd_init(a, &cmd, AFC_OP_OBSERVE);
+    snprintf(cmd.u.observe.observer, AFC_NAME_MAX, "%s", a->d->cfg.region);
+    snprintf(cmd.u.observe.target, AFC_NAME_MAX, "%s", a->d->cfg.region);
+    cmd.u.observe.obs = *o;
+    cmd.u.observe.obs.valid = true;
+    cmd.u.observe.obs.healthy = false;
+    cmd.u.observe.obs.upstream[0] = '\0';
+    cmd.u.observe.obs.wall_ms = cmd.wall_ms;
+    afc_report_send(a->d, &cmd, NULL, NULL); /* best effort: the probe reports it too */
+}
+
 static void fence_done_cb(struct afc_run *run, const struct afc_run_result *res, void *data)
 {
     struct afc_agent *a = data;
@@ -279,6 +298,7 @@ static void fence_done_cb(struct afc_run *run, const struct afc_run_result *res,
                   a->fenced_epoch);
         /* the probe needs a few rounds (fall) to see it stopped: do not stop it twice */
         a->next_fence_ms = now_ms(a) + 5000;
+        report_stopped(a);
     } else {
         afc_error("while fencing %s: pg_ctl stop: %s: %s", a->d->cfg.region, how, res->output);
         a->next_fence_ms = now_ms(a) + 2000;
@@ -350,11 +370,16 @@ void afc_agent_decide(const struct afc_daemon *d, struct afc_decision *out)
         .now_ms = uv_now(d->loop),
         .lease_applied_ms = d->node.fsm.lease_applied_ms,
         .ready_since_ms = a != NULL ? a->ready_since_ms : 0,
-        /* an aborted failover established no new primary: it does not start the cooldown */
-        .last_failover_ms = a != NULL && afc_node_state(&d->node)->failover.step != AFC_FO_ABORTED
-                                ? a->last_failover_ms
+        /* from the replicated decision's apply time here, so a new leader keeps the cooldown;
+         * an aborted failover established no new primary: it does not start the cooldown */
+        .last_failover_ms = afc_node_state(&d->node)->failover.step != AFC_FO_ABORTED
+                                ? d->node.fsm.failover_applied_ms
                                 : 0,
     };
+    const struct afc_state *s = in.state;
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        in.coordinator_lost[i] = !afc_node_member_heard(&d->node, s->members[i].id);
+    }
     afc_decide(&in, out);
 }
 
@@ -416,7 +441,6 @@ static void act_begin(struct afc_agent *a, const struct afc_decision *dec)
     cmd.u.failover_begin.detected_ms = cmd.wall_ms;
     cmd.u.failover_begin.old_lsn = last_known_lsn(state_of(a), dec->from);
     cmd.u.failover_begin.term = afc_node_term(&a->d->node);
-    a->last_failover_ms = now_ms(a);
     propose_decision(a, &cmd);
 }
 

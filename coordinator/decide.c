@@ -327,10 +327,17 @@ static bool pred_cooldown(const struct afc_decide_input *in, struct afc_decision
     if (since >= in->cfg->cooldown_ms) {
         return add_pred(d, "cooldown-elapsed", true, "last failover %" PRIu64 " ms ago", since);
     }
-    /* §5: the cooldown yields when the new primary is dead too (its own coordinator says so). */
+    /* §5: the cooldown yields when the new primary is dead too: its own coordinator says so, or
+     * its whole region is gone (the leader hears nothing from that coordinator). A primary that
+     * only *looks* down from the other regions (a flapping network) does not qualify. */
     if (p >= 0 && s->obs[p][p].valid && s->obs[p][p].local_dead) {
         return add_pred(d, "cooldown-elapsed", true,
                         "last failover %" PRIu64 " ms ago, but %s is dead", since, s->primary);
+    }
+    if (p >= 0 && p < 9 && in->coordinator_lost[p]) {
+        return add_pred(d, "cooldown-elapsed", true,
+                        "last failover %" PRIu64 " ms ago, but %s's whole region is gone", since,
+                        s->primary);
     }
     return add_pred(d, "cooldown-elapsed", false,
                     "last failover %" PRIu64 " ms ago (cooldown %" PRIu64 " ms)", since,

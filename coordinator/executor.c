@@ -265,7 +265,9 @@ static void promoted(struct afc_executor *x, const char *output)
     report_step(x, AFC_FO_PROMOTED, tli, parse_lsn(lsn), "pg_promote done");
 }
 
-/* Does any report (ours or its own coordinator's) still show the old primary running? */
+/* Is the old primary still running? Its own coordinator knows first (it reports the stop as soon
+ * as its fence completes); our remote probe is only the fallback when that coordinator has never
+ * reported. */
 static bool old_primary_running(const struct afc_executor *x, const struct afc_failover *f)
 {
     const struct afc_state *s = state_of(x);
@@ -278,8 +280,10 @@ static bool old_primary_running(const struct afc_executor *x, const struct afc_f
         return false;
     }
     const struct afc_pg_obs *a = &s->obs[self][from], *b = &s->obs[from][from];
-    return (a->valid && a->healthy && a->role == AFC_PG_PRIMARY) ||
-           (b->valid && b->healthy && b->role == AFC_PG_PRIMARY);
+    if (b->valid) {
+        return b->healthy && b->role == AFC_PG_PRIMARY;
+    }
+    return a->valid && a->healthy && a->role == AFC_PG_PRIMARY;
 }
 
 static void candidate_tick(struct afc_executor *x, const struct afc_failover *f)

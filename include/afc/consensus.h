@@ -192,6 +192,11 @@ uint64_t afc_node_term(const struct afc_node *n);
 uint64_t afc_node_commit_index(const struct afc_node *n);
 uint64_t afc_node_applied_index(const struct afc_node *n);
 uint64_t afc_node_leader_changes(const struct afc_node *n);
+/* On the leader: true if member `id`'s coordinator sent us something within the last election
+ * timeout (raft's check-quorum bookkeeping). Also true for ourselves, and everywhere but on the
+ * leader (there it is unknown, and "unknown" must never count as "lost"). */
+bool afc_node_member_heard(const struct afc_node *n, afc_region_id id);
+
 /* Known leader (id 0 / NULL if none). */
 afc_region_id afc_node_leader_id(const struct afc_node *n);
 const struct afc_node_member *afc_node_member(const struct afc_node *n, afc_region_id id);

@@ -119,6 +119,10 @@ struct afc_decide_input {
                                   the leader counts from when it became ready) */
     uint64_t ready_since_ms;   /* when this node became ready leader (monotonic) */
     uint64_t last_failover_ms; /* local monotonic time the last failover was decided, 0 = never */
+    /* coordinator_lost[i] (state.members order): this leader has heard nothing from member i's
+     * coordinator within the last election timeout (the whole region is gone, not only its
+     * PostgreSQL). Only a leader knows; false everywhere else. */
+    bool coordinator_lost[9];
 };
 
 struct afc_decision {

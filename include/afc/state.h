@@ -211,6 +211,9 @@ struct afc_fsm {
      * *apply* time of the last renewal). */
     uint64_t apply_clock_ms;
     uint64_t lease_applied_ms;
+    /* Local too: when the last failover-begin was applied here (monotonic), for the cooldown.
+     * Every node has it, so a change of leader does not reset the cooldown. 0 = unknown. */
+    uint64_t failover_applied_ms;
 };
 
 void afc_fsm_init(struct afc_fsm *fsm);

@@ -267,6 +267,36 @@ def test_no_candidate_no_failover(lab):
     assert doc["epoch"] == 1 and doc["failover"] is None, ("promoted a lagging replica", doc)
 
 
+def test_new_primary_dies_too(lab):
+    """Within the cooldown, the new primary's whole region dies as well: the cooldown yields (the
+    leader hears nothing from that region's coordinator) and the last replica is promoted."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    assert psql(pg_port(lab, "us-east-2"), "CREATE TABLE it_writes (at timestamptz)").returncode == 0
+    lab.chaos("kill", "us-east-2", "--what", "region")
+    done = wait_step(lab, ["eu-west-1", "ap-south-1"], "done", 2, timeout=90)
+    first = done["failover"]["to"]
+    last = next(r for r in ("eu-west-1", "ap-south-1") if r != first)
+    wait_for("%s to follow %s" % (last, first), lambda: (
+        lambda d: d and (own_view(d, last) or {}).get("upstream") == first)(lab.cluster(last)),
+        timeout=30)
+    t_first = time.monotonic()
+    lab.chaos("kill", first, "--what", "region")
+    # One coordinator left is no majority: bring us-east-2's coordinator back (its PostgreSQL
+    # stays dead), so two of three can decide.
+    lab.chaos("restart", "us-east-2", "--what", "coordinator")
+    t0 = time.monotonic()
+    done3 = wait_step(lab, [last, "us-east-2"], "done", 3, timeout=120)
+    f = done3["failover"]
+    assert f["from"] == first and f["to"] == last, f
+    print("  within the cooldown, %s's region lost too: epoch 3 %s -> %s done %.0f ms after a "
+          "majority was back (%.0f ms after the second kill)"
+          % (first, f["from"], f["to"], (time.monotonic() - t0) * 1000,
+             (time.monotonic() - t_first) * 1000))
+    first_write(pg_port(lab, last), 30)
+
+
 def json_text(d):
     return " ".join(p["value"] for p in d.get("predicates", []))
 
@@ -294,7 +324,7 @@ def running_postmasters(lab):
 
 TESTS = [test_kill_primary_region, test_kill_primary_postgres_only, test_paused_no_failover,
          test_switchover_under_load, test_lagging_replica_not_chosen,
-         test_no_candidate_no_failover]
+         test_no_candidate_no_failover, test_new_primary_dies_too]
 
 
 def main(argv):

@@ -79,6 +79,7 @@ struct detect_case {
     const char *name;
     int down;           /* observers reporting the primary down */
     bool local_dead;    /* the primary's own coordinator gave up */
+    bool region_gone;   /* the leader hears nothing from the primary's coordinator */
     bool ready, paused; /* leader state */
     enum afc_fo_step step;
     uint64_t now, lease_applied, last_failover;
@@ -88,34 +89,38 @@ struct detect_case {
 };
 
 static const struct detect_case detect_cases[] = {
-    {"majority down, lease expired", 2, false, true, false, AFC_FO_DONE, 10000, 7000, 0,
+    {"majority down, lease expired", 2, false, false, true, false, AFC_FO_DONE, 10000, 7000, 0,
      AFC_ACT_BEGIN_FAILOVER, NULL, "2 of 3 observers report us-east-2 down"},
-    {"all down", 3, false, true, false, AFC_FO_NONE, 10000, 7000, 0, AFC_ACT_BEGIN_FAILOVER, NULL,
-     "3 of 3"},
-    {"one observer down", 1, false, true, false, AFC_FO_DONE, 10000, 7000, 0, AFC_ACT_NONE,
+    {"all down", 3, false, false, true, false, AFC_FO_NONE, 10000, 7000, 0, AFC_ACT_BEGIN_FAILOVER,
+     NULL, "3 of 3"},
+    {"one observer down", 1, false, false, true, false, AFC_FO_DONE, 10000, 7000, 0, AFC_ACT_NONE,
      "primary-failed-by-quorum", "1 of 3 observers report us-east-2 down (need 2)"},
-    {"lease not yet expired", 2, false, true, false, AFC_FO_DONE, 9000, 7000, 0, AFC_ACT_NONE,
-     "lease-expired", "expires in 200 ms (counted from last renewal applied here)"},
-    {"lease exactly at deadline", 2, false, true, false, AFC_FO_DONE, 9200, 7000, 0,
+    {"lease not yet expired", 2, false, false, true, false, AFC_FO_DONE, 9000, 7000, 0,
+     AFC_ACT_NONE, "lease-expired", "expires in 200 ms (counted from last renewal applied here)"},
+    {"lease exactly at deadline", 2, false, false, true, false, AFC_FO_DONE, 9200, 7000, 0,
      AFC_ACT_BEGIN_FAILOVER, NULL, "down"},
-    {"no renewal seen: count from ready", 2, false, true, false, AFC_FO_DONE, 3000, 0, 0,
+    {"no renewal seen: count from ready", 2, false, false, true, false, AFC_FO_DONE, 3000, 0, 0,
      AFC_ACT_NONE, "lease-expired", "counted from this leader became ready"},
-    {"paused", 2, false, true, true, AFC_FO_DONE, 10000, 7000, 0, AFC_ACT_NONE, "not-paused",
+    {"paused", 2, false, false, true, true, AFC_FO_DONE, 10000, 7000, 0, AFC_ACT_NONE, "not-paused",
      "maintenance"},
-    {"not leader", 2, false, false, false, AFC_FO_DONE, 10000, 7000, 0, AFC_ACT_NONE,
+    {"not leader", 2, false, false, false, false, AFC_FO_DONE, 10000, 7000, 0, AFC_ACT_NONE,
      "leader-ready", "not the ready leader"},
-    {"failover in progress", 2, false, true, false, AFC_FO_FENCED, 10000, 7000, 0, AFC_ACT_NONE,
-     "no-failover-in-progress", "at step fenced"},
-    {"cooldown", 2, false, true, false, AFC_FO_DONE, 100000, 7000, 50000, AFC_ACT_NONE,
+    {"failover in progress", 2, false, false, true, false, AFC_FO_FENCED, 10000, 7000, 0,
+     AFC_ACT_NONE, "no-failover-in-progress", "at step fenced"},
+    {"cooldown", 2, false, false, true, false, AFC_FO_DONE, 100000, 7000, 50000, AFC_ACT_NONE,
      "cooldown-elapsed", "cooldown 300000 ms"},
-    {"cooldown elapsed", 2, false, true, false, AFC_FO_DONE, 400000, 7000, 50000,
+    {"cooldown elapsed", 2, false, false, true, false, AFC_FO_DONE, 400000, 7000, 50000,
      AFC_ACT_BEGIN_FAILOVER, NULL, "down"},
-    {"local_dead counts alone", 0, true, true, false, AFC_FO_DONE, 10000, 7000, 0,
+    {"local_dead counts alone", 0, true, false, true, false, AFC_FO_DONE, 10000, 7000, 0,
      AFC_ACT_BEGIN_FAILOVER, NULL, "own coordinator reports it dead"},
-    {"local_dead overrides cooldown", 0, true, true, false, AFC_FO_DONE, 100000, 7000, 50000,
+    {"local_dead overrides cooldown", 0, true, false, true, false, AFC_FO_DONE, 100000, 7000, 50000,
      AFC_ACT_BEGIN_FAILOVER, NULL, "dead"},
-    {"local_dead still waits for the lease", 0, true, true, false, AFC_FO_DONE, 8000, 7000, 0,
-     AFC_ACT_NONE, "lease-expired", "expires in 1200 ms"},
+    {"local_dead still waits for the lease", 0, true, false, true, false, AFC_FO_DONE, 8000, 7000,
+     0, AFC_ACT_NONE, "lease-expired", "expires in 1200 ms"},
+    {"whole region of the new primary gone overrides cooldown", 2, false, true, true, false,
+     AFC_FO_DONE, 100000, 7000, 50000, AFC_ACT_BEGIN_FAILOVER, NULL, "down"},
+    {"only looks down (its coordinator still heard): cooldown holds", 2, false, false, true, false,
+     AFC_FO_DONE, 100000, 7000, 50000, AFC_ACT_NONE, "cooldown-elapsed", "cooldown 300000 ms"},
 };
 
 static void test_detection(void)
@@ -130,7 +135,8 @@ static void test_detection(void)
         s.paused = t->paused;
         s.failover.step = t->step;
         struct afc_decide_input in = {
-            &s, &c, t->ready, t->now, t->lease_applied, 1000, t->last_failover};
+            &s, &c, t->ready, t->now, t->lease_applied, 1000, t->last_failover, {false}};
+        in.coordinator_lost[0] = t->region_gone;
         struct afc_decision d;
         afc_decide(&in, &d);
         const char *where = t->blocking ? pred(&d, t->blocking)->value : d.reason;
