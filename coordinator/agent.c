@@ -358,28 +358,34 @@ static void decide_config(const struct afc_daemon *d, struct afc_decide_config *
     }
 }
 
-void afc_agent_decide(const struct afc_daemon *d, struct afc_decision *out)
+void afc_agent_decide_input(const struct afc_daemon *d, struct afc_decide_input *in,
+                            struct afc_decide_config *cfg)
 {
     const struct afc_agent *a = d->agent;
-    struct afc_decide_config c;
-    decide_config(d, &c);
-    struct afc_decide_input in = {
-        .state = afc_node_state(&d->node),
-        .cfg = &c,
+    const struct afc_state *s = afc_node_state(&d->node);
+    decide_config(d, cfg);
+    *in = (struct afc_decide_input){
+        .state = s,
+        .cfg = cfg,
         .leader_ready = afc_node_is_ready(&d->node),
         .now_ms = uv_now(d->loop),
         .lease_applied_ms = d->node.fsm.lease_applied_ms,
         .ready_since_ms = a != NULL ? a->ready_since_ms : 0,
         /* from the replicated decision's apply time here, so a new leader keeps the cooldown;
          * an aborted failover established no new primary: it does not start the cooldown */
-        .last_failover_ms = afc_node_state(&d->node)->failover.step != AFC_FO_ABORTED
-                                ? d->node.fsm.failover_applied_ms
-                                : 0,
+        .last_failover_ms =
+            s->failover.step != AFC_FO_ABORTED ? d->node.fsm.failover_applied_ms : 0,
     };
-    const struct afc_state *s = in.state;
     for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
-        in.coordinator_lost[i] = !afc_node_member_heard(&d->node, s->members[i].id);
+        in->coordinator_lost[i] = !afc_node_member_heard(&d->node, s->members[i].id);
     }
+}
+
+void afc_agent_decide(const struct afc_daemon *d, struct afc_decision *out)
+{
+    struct afc_decide_config c;
+    struct afc_decide_input in;
+    afc_agent_decide_input(d, &in, &c);
     afc_decide(&in, out);
 }
 

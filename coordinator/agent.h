@@ -36,6 +36,10 @@ void afc_agent_role_changed(struct afc_daemon *d, bool ready);
 /* An entry was applied (from the node hook): notices renewals of our own lease. */
 void afc_agent_applied(struct afc_daemon *d);
 
+/* The decision core's inputs as of now, exactly as the live decision uses them (cfg is filled
+ * and in->cfg points at it): for what-if questions such as /v1/decision?assume_dead=R. */
+void afc_agent_decide_input(const struct afc_daemon *d, struct afc_decide_input *in,
+                            struct afc_decide_config *cfg);
 /* Run the decision core as of now, for /v1/decision. */
 void afc_agent_decide(const struct afc_daemon *d, struct afc_decision *out);
 

@@ -153,69 +153,18 @@ static const char *action_name(enum afc_action a)
     return "none";
 }
 
-/* The decision inputs as agent.c builds them for the live decision (config order → state order). */
-static void decide_config(const struct afc_daemon *d, const struct afc_state *s,
-                          struct afc_decide_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->lease_ms = d->cfg.lease_ms;
-    c->margin_ms = d->cfg.margin_ms;
-    c->max_lag_bytes = d->cfg.max_lag_bytes;
-    c->cooldown_ms = d->cfg.failover_cooldown_ms;
-    c->n_members = s->n_members;
-    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
-        c->priority[i] = 100;
-        for (unsigned j = 0; j < d->cfg.n_members; j++) {
-            if (strcmp(d->cfg.members[j].name, s->members[i].name) == 0) {
-                c->priority[i] = (int)d->cfg.members[j].priority;
-                c->nofailover[i] = d->cfg.members[j].nofailover;
-            }
-        }
-    }
-}
-
-/* The leader's cooldown clock is the agent's (not reachable from here): take the live decision's
- * cooldown predicate into the what-if, and recompute what blocks. */
-static void merge_cooldown(const struct afc_decision *live, struct afc_decision *what_if)
-{
-    const struct afc_predicate *src = NULL;
-    for (unsigned i = 0; i < live->n_predicates; i++) {
-        src =
-            strcmp(live->predicates[i].name, "cooldown-elapsed") == 0 ? &live->predicates[i] : src;
-    }
-    what_if->blocking = NULL;
-    for (unsigned i = 0; i < what_if->n_predicates; i++) {
-        struct afc_predicate *p = &what_if->predicates[i];
-        if (src != NULL && strcmp(p->name, src->name) == 0) {
-            *p = *src;
-        }
-        what_if->blocking = what_if->blocking == NULL && !p->ok ? p->name : what_if->blocking;
-    }
-    if (what_if->blocking != NULL && what_if->action == AFC_ACT_BEGIN_FAILOVER) {
-        what_if->action = AFC_ACT_NONE;
-    }
-}
-
 /* ?assume_dead=R: 0, or answers 400/500 and returns -1. */
 static int decide_assume_dead(struct http_req *r, const char *region, struct afc_decision *dec)
 {
     const struct afc_daemon *d = http_req_daemon(r);
     const struct afc_state *s = afc_node_state(&d->node);
-    struct afc_decision live;
     struct afc_decide_config c;
+    struct afc_decide_input in;
     if (s == NULL || s->n_members == 0) {
         http_reply_error(r, 503, "not_joined", "the member list is not applied here yet");
         return -1;
     }
-    afc_agent_decide(d, &live);
-    decide_config(d, s, &c);
-    struct afc_decide_input in = {
-        .state = s,
-        .cfg = &c,
-        .leader_ready = afc_node_is_ready(&d->node),
-        .now_ms = uv_now(d->loop),
-        .ready_since_ms = uv_now(d->loop),
-    };
+    afc_agent_decide_input(d, &in, &c);
     struct afc_state *scratch = malloc(sizeof *scratch);
     if (scratch == NULL) {
         http_reply_error(r, 500, "internal", "out of memory");
@@ -229,7 +178,6 @@ static int decide_assume_dead(struct http_req *r, const char *region, struct afc
         http_reply_error(r, 400, "unknown_region", msg);
         return -1;
     }
-    merge_cooldown(&live, dec);
     return 0;
 }
 

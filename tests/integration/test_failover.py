@@ -11,11 +11,10 @@ import os
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_lab  # noqa: E402
-from test_lab import get_json, pid_gone, psql, psql_value, wait_for  # noqa: E402
+from test_lab import get_json, pid_gone, psql, psql_value, running_postmasters, wait_for  # noqa: E402,F401
 
 
 def cluster(lab, region):
@@ -257,10 +256,15 @@ def test_no_candidate_no_failover(lab):
         lambda d: d if d and "eu-west-1 lags" in json_text(d) and "ap-south-1 lags" in
         json_text(d) else None)(decision(lab, lab.regions, assume_dead="us-east-2")), timeout=60)
     lab.chaos("kill", "us-east-2", "--what", "region")
-    blocked = wait_for("the decision to be blocked by the lag alone", lambda: (
-        lambda d: d if d and d["blocking"] == "candidate-available" and all(
-            p["ok"] for p in d["predicates"] if p["name"] != "candidate-available") else None)(
-        decision(lab, survivors)), timeout=90)
+    def blocked_by_lag_alone():
+        for r in survivors:  # the leader's verdict: followers are blocked by leader-ready
+            d = decision(lab, [r])
+            if d and d["blocking"] == "candidate-available" and all(
+                    p["ok"] for p in d["predicates"] if p["name"] != "candidate-available"):
+                return d
+        return None
+    blocked = wait_for("the decision to be blocked by the lag alone", blocked_by_lag_alone,
+                       timeout=90)
     print("  primary dead, no candidate: blocking=%s (%s)"
           % (blocked["blocking"], candidate_value(blocked)))
     doc = any_cluster(lab, survivors)
@@ -305,62 +309,10 @@ def candidate_value(d):
     return next((p["value"] for p in d["predicates"] if p["name"] == "candidate-available"), "?")
 
 
-def running_postmasters(lab):
-    """PIDs of postmasters still running in the lab's data directories. The coordinators restart
-    PostgreSQL themselves, so each data directory's own postmaster.pid is the authority."""
-    left = []
-    for r in (lab.info or {}).get("regions", []):
-        data = (r.get("postgres") or {}).get("data_dir")
-        try:
-            with open(os.path.join(data, "postmaster.pid")) as fh:
-                pid = int(fh.readline())
-            with open("/proc/%d/cmdline" % pid, "rb") as fh:
-                if data.encode() in fh.read() and not pid_gone(pid):
-                    left.append(pid)
-        except (OSError, ValueError, TypeError):
-            pass
-    return left
-
-
 TESTS = [test_kill_primary_region, test_kill_primary_postgres_only, test_paused_no_failover,
          test_switchover_under_load, test_lagging_replica_not_chosen,
          test_no_candidate_no_failover, test_new_primary_dies_too]
 
 
-def main(argv):
-    wanted = set(a if a.startswith("test_") else "test_" + a for a in argv[1:])
-    passed = failed = 0
-    for k, test in enumerate(TESTS):
-        if wanted and test.__name__ not in wanted:
-            continue
-        lab = test_lab.Lab(test.__name__[5:], 0)
-        ok = False
-        t0 = time.monotonic()
-        try:
-            lab.base_port = test_lab.pick_base_port(50 + k)
-            test(lab)
-            ok = True
-        except Exception:
-            traceback.print_exc(file=sys.stdout)
-            lab.print_logs(40)
-        finally:
-            try:
-                lab.down()
-            except Exception:
-                traceback.print_exc(file=sys.stdout)
-                ok = False
-            left = running_postmasters(lab)
-            if left:
-                print("  PostgreSQL left running after lab down: %s" % left)
-                ok = False
-            lab.cleanup(keep=not ok)
-        print("%s %s (%.1f s)" % ("ok  " if ok else "FAIL", test.__name__, time.monotonic() - t0))
-        sys.stdout.flush()
-        passed += ok
-        failed += not ok
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(test_lab.run_tests(TESTS, sys.argv, 50))

@@ -16,7 +16,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_lab  # noqa: E402
@@ -302,40 +301,5 @@ TESTS = [test_build_says_fault_points, test_crash_after_decide, test_fail_promot
          test_freeze_primary_region]
 
 
-def main(argv):
-    wanted = set(a if a.startswith("test_") else "test_" + a for a in argv[1:])
-    passed = failed = 0
-    for k, test in enumerate(TESTS):
-        if wanted and test.__name__ not in wanted:
-            continue
-        lab = test_lab.Lab(test.__name__[5:], 0)
-        ok = False
-        t0 = time.monotonic()
-        try:
-            lab.base_port = test_lab.pick_base_port(70 + k)
-            test(lab)
-            ok = True
-        except Exception:
-            traceback.print_exc(file=sys.stdout)
-            lab.print_logs(40)
-        finally:
-            try:
-                lab.down()
-            except Exception:
-                traceback.print_exc(file=sys.stdout)
-                ok = False
-            left = running_postmasters(lab)
-            if left:
-                print("  PostgreSQL left running after lab down: %s" % left)
-                ok = False
-            lab.cleanup(keep=not ok)
-        print("%s %s (%.1f s)" % ("ok  " if ok else "FAIL", test.__name__, time.monotonic() - t0))
-        sys.stdout.flush()
-        passed += ok
-        failed += not ok
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(test_lab.run_tests(TESTS, sys.argv, 70))

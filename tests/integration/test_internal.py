@@ -14,7 +14,6 @@ import os
 import struct
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_lab  # noqa: E402  (the Lab helper, waits and HTTP helpers)
@@ -102,30 +101,5 @@ def test_internal_propose(lab):
 TESTS = [test_internal_propose]
 
 
-def main(argv):
-    wanted = set(a if a.startswith("test_") else "test_" + a for a in argv[1:])
-    passed = failed = 0
-    for k, test in enumerate(TESTS):
-        if wanted and test.__name__ not in wanted:
-            continue
-        lab = test_lab.Lab(test.__name__[5:], 0)
-        ok = False
-        try:
-            lab.base_port = test_lab.pick_base_port(40 + k)
-            test(lab)
-            ok = True
-        except Exception:
-            traceback.print_exc(file=sys.stdout)
-            lab.print_logs()
-        finally:
-            lab.down()
-            lab.cleanup(keep=not ok)
-        print("%s %s" % ("ok  " if ok else "FAIL", test.__name__))
-        passed += ok
-        failed += not ok
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(test_lab.run_tests(TESTS, sys.argv, 40))

@@ -755,6 +755,11 @@ def test_lab_postgres(lab):
     old_pid = vic["postgres"]["pid"]
     kids = pg_children(old_pid)
     assert kids, "postmaster %d has no children?" % old_pid
+    # Paused, the coordinators leave PostgreSQL alone (they would restart it themselves
+    # otherwise): this test is about the lab's own process control.
+    status, body = lab.post(victim, "/v1/pause", b'{"reason": "lab process-control test"}')
+    assert status == 200, (status, body)
+    lab.wait_all("paused everywhere", lambda d: d["paused"] is True)
     lab.chaos("kill", victim, "--what", "postgres")
     assert pid_gone(old_pid)
     left = [k for k in kids if not pid_gone(k)]
@@ -812,37 +817,61 @@ TESTS = [
 ]
 
 
-def main(argv):
+def running_postmasters(lab):
+    """PIDs of postmasters still running in the lab's data directories. The coordinators restart
+    PostgreSQL themselves, so each data directory's own postmaster.pid is the authority."""
+    left = []
+    for r in (lab.info or {}).get("regions", []):
+        data = (r.get("postgres") or {}).get("data_dir")
+        try:
+            with open(os.path.join(data, "postmaster.pid")) as fh:
+                pid = int(fh.readline())
+            with open("/proc/%d/cmdline" % pid, "rb") as fh:
+                if data.encode() in fh.read() and not pid_gone(pid):
+                    left.append(pid)
+        except (OSError, ValueError, TypeError):
+            pass
+    return left
+
+
+def run_tests(tests, argv, slot_base):
+    """The runner every integration file uses: run the tests named in argv (all if none), each in
+    its own lab with its own port slot (slot_base + index), always bring the lab down, fail a test
+    that leaves a PostgreSQL running, and print "N passed, M failed" last."""
     for exe in (CHAOS, CTL, COORD):
         if not os.access(exe, os.X_OK):
             print("missing binary %s (set ARAGORA_BIN_DIR to the build directory)" % exe)
             print("0 passed, 1 failed")
             return 1
     wanted = set(a if a.startswith("test_") else "test_" + a for a in argv[1:])
-    unknown = wanted - {t.__name__ for t in TESTS}
+    unknown = wanted - {t.__name__ for t in tests}
     if unknown:
         print("unknown tests: %s" % ", ".join(sorted(unknown)))
         print("0 passed, 1 failed")
         return 2
     passed = failed = 0
-    for k, test in enumerate(TESTS):
+    for k, test in enumerate(tests):
         if wanted and test.__name__ not in wanted:
             continue
         t0 = time.monotonic()
         ok = False
         lab = Lab(test.__name__[5:], 0)
         try:
-            lab.base_port = pick_base_port(k)
+            lab.base_port = pick_base_port(slot_base + k)
             test(lab)
             ok = True
         except Exception:  # report and go on with the next test
             traceback.print_exc(file=sys.stdout)
-            lab.print_logs()
+            lab.print_logs(40)
         finally:
             try:
                 lab.down()
             except Exception:
                 traceback.print_exc(file=sys.stdout)
+                ok = False
+            left = running_postmasters(lab)
+            if left:
+                print("  PostgreSQL left running after lab down: %s" % left)
                 ok = False
             lab.cleanup(keep=not ok)
         print("%s %s (%.1f s)" % ("ok  " if ok else "FAIL", test.__name__, time.monotonic() - t0))
@@ -854,4 +883,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run_tests(TESTS, sys.argv, 0))

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_lab  # noqa: E402
@@ -169,40 +168,5 @@ def test_drain_primary(lab):
 TESTS = [test_drain_region, test_plan_and_confirm, test_drain_primary]
 
 
-def main(argv):
-    wanted = set(a if a.startswith("test_") else "test_" + a for a in argv[1:])
-    passed = failed = 0
-    for k, test in enumerate(TESTS):
-        if wanted and test.__name__ not in wanted:
-            continue
-        lab = test_lab.Lab(test.__name__[5:], 0)
-        ok = False
-        t0 = time.monotonic()
-        try:
-            lab.base_port = test_lab.pick_base_port(60 + k)
-            test(lab)
-            ok = True
-        except Exception:
-            traceback.print_exc(file=sys.stdout)
-            lab.print_logs(40)
-        finally:
-            try:
-                lab.down()
-            except Exception:
-                traceback.print_exc(file=sys.stdout)
-                ok = False
-            left = running_postmasters(lab)
-            if left:
-                print("  PostgreSQL left running after lab down: %s" % left)
-                ok = False
-            lab.cleanup(keep=not ok)
-        print("%s %s (%.1f s)" % ("ok  " if ok else "FAIL", test.__name__, time.monotonic() - t0))
-        sys.stdout.flush()
-        passed += ok
-        failed += not ok
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(test_lab.run_tests(TESTS, sys.argv, 60))
