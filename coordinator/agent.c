@@ -210,11 +210,23 @@ static bool being_promoted(const struct afc_agent *a)
            strcmp(f->to, a->d->cfg.region) == 0;
 }
 
+static bool local_may_write(const struct afc_agent *a);
+
+/* Our authorized primary is stopped (fenced by us, or dead) and no failover is under way: ask
+ * for the lease again; once a renewal is applied the executor may start it as primary. */
+static bool stopped_but_authorized(const struct afc_agent *a)
+{
+    const struct afc_pg_obs *o = local_obs(a);
+    return afc_fo_step_is_final(state_of(a)->failover.step) && o != NULL && o->valid &&
+           !local_may_write(a);
+}
+
 static void maybe_renew(struct afc_agent *a)
 {
     const struct afc_state *s = state_of(a);
     if (!is_authorized_primary(a) ||
-        (!local_is_primary(a) && !restarting_in_grace(a) && !being_promoted(a)) ||
+        (!local_is_primary(a) && !restarting_in_grace(a) && !being_promoted(a) &&
+         !stopped_but_authorized(a)) ||
         now_ms(a) < a->next_renew_ms) {
         return;
     }
@@ -322,11 +334,25 @@ static void fence(struct afc_agent *a, const char *why)
     }
 }
 
+/* Might our PostgreSQL be accepting writes? Judged on its last known role, not on health: a
+ * primary that fails our probe (a changed password, too many clients, a slow disk) may still
+ * commit for its pooled sessions. Only "nothing listens" proves it is not running. */
+static bool local_may_write(const struct afc_agent *a)
+{
+    const struct afc_pg_obs *o = local_obs(a);
+    if (o == NULL || !o->valid || o->role != AFC_PG_PRIMARY) {
+        return false;
+    }
+    unsigned self = (unsigned)a->self_target;
+    return !(afc_pg_prober_failing(a->prober, self) > 0 &&
+             afc_pg_prober_last_reason(a->prober, self) == AFC_PG_L4_REFUSED);
+}
+
 static void maybe_fence(struct afc_agent *a)
 {
     const struct afc_state *s = state_of(a);
     if (a->d->cfg.pg_data_dir[0] == '\0' || a->fence_running || s->epoch == 0 ||
-        now_ms(a) < a->next_fence_ms || !local_is_primary(a)) {
+        now_ms(a) < a->next_fence_ms || !local_may_write(a)) {
         return;
     }
     if (!is_authorized_primary(a)) {
@@ -358,6 +384,18 @@ static void decide_config(const struct afc_daemon *d, struct afc_decide_config *
     }
 }
 
+/* When the cooldown counts from: this node's apply of the last failover-begin; an aborted one
+ * does not count; unknown (0, after a restart or a snapshot) counts from becoming ready leader. */
+static uint64_t cooldown_base(const struct afc_daemon *d, const struct afc_state *s,
+                              const struct afc_agent *a)
+{
+    if (s->failover.step == AFC_FO_NONE || s->failover.step == AFC_FO_ABORTED) {
+        return 0;
+    }
+    uint64_t applied = d->node.fsm.failover_applied_ms;
+    return applied != 0 ? applied : (a != NULL ? a->ready_since_ms : 0);
+}
+
 void afc_agent_decide_input(const struct afc_daemon *d, struct afc_decide_input *in,
                             struct afc_decide_config *cfg)
 {
@@ -373,8 +411,7 @@ void afc_agent_decide_input(const struct afc_daemon *d, struct afc_decide_input 
         .ready_since_ms = a != NULL ? a->ready_since_ms : 0,
         /* from the replicated decision's apply time here, so a new leader keeps the cooldown;
          * an aborted failover established no new primary: it does not start the cooldown */
-        .last_failover_ms =
-            s->failover.step != AFC_FO_ABORTED ? d->node.fsm.failover_applied_ms : 0,
+        .last_failover_ms = cooldown_base(d, s, a),
     };
     for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
         in->coordinator_lost[i] = !afc_node_member_heard(&d->node, s->members[i].id);
@@ -498,13 +535,12 @@ static void tick_cb(uv_timer_t *t)
     maybe_renew(a);
     maybe_fence(a);
     leader_tick(a);
-    if (!a->fence_running) {
-        unsigned self = (unsigned)a->self_target;
-        bool refused = a->self_target >= 0 && afc_pg_prober_failing(a->prober, self) > 0 &&
-                       afc_pg_prober_last_reason(a->prober, self) == AFC_PG_L4_REFUSED;
-        int64_t left;
-        afc_executor_tick(&a->exec, local_obs(a), refused, afc_agent_lease(a->d, &left));
-    }
+    unsigned self = (unsigned)a->self_target;
+    bool refused = a->self_target >= 0 && afc_pg_prober_failing(a->prober, self) > 0 &&
+                   afc_pg_prober_last_reason(a->prober, self) == AFC_PG_L4_REFUSED;
+    int64_t left;
+    a->exec.fencing = a->fence_running;
+    afc_executor_tick(&a->exec, local_obs(a), refused, afc_agent_lease(a->d, &left));
 }
 
 /* ---- start / stop ---- */
@@ -548,8 +584,12 @@ int afc_agent_start(struct afc_daemon *d, struct afc_err *err)
     a->d = d;
     a->self_target = -1;
     afc_executor_init(&a->exec, d);
-    /* a restarted coordinator has not renewed yet: give it one lease to do so before fencing */
-    a->lease_valid_until_ms = uv_now(d->loop) + d->cfg.lease_ms;
+    /* No lease at start: the state on disk may be stale (the others may have failed over while
+     * this process was down), so the epoch found there is not one this process saw authorized.
+     * A primary found running is fenced until a renewal sent by this run has been applied. */
+    a->lease_valid_until_ms = 0;
+    a->lease_epoch = afc_node_state(&d->node)->epoch;
+    a->renew_seq = (uint64_t)wall_now_ms(); /* never reuse a previous run's sequence numbers */
     d->agent = a;
     int rv = start_prober(a, err);
     if (rv != 0) {

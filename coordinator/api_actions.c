@@ -156,6 +156,21 @@ static void begin(struct http_req *r, bool planned)
     if (!api_on_leader(r)) {
         return;
     }
+    /* §4.2 holds for every promotion, forced or not: the old primary must have lost its lease
+     * first, or two primaries could write (forcing skips the lag check, not the lease). A
+     * switchover waits for the old primary to stop instead, in the executor. */
+    if (!planned) {
+        struct afc_decision dec;
+        afc_agent_decide(d, &dec);
+        for (unsigned i = 0; i < dec.n_predicates; i++) {
+            if (strcmp(dec.predicates[i].name, "lease-expired") == 0 && !dec.predicates[i].ok) {
+                snprintf(msg, sizeof msg, "the old primary's lease is still valid (%s); retry then",
+                         dec.predicates[i].value);
+                http_reply_error(r, 409, "lease_valid", msg);
+                return;
+            }
+        }
+    }
     const char *why = refuse(s, to);
     if (why != NULL) {
         snprintf(msg, sizeof msg, "cannot move the primary to %s: %s", to, why);
@@ -237,8 +252,10 @@ void api_primary(struct http_req *r)
     int i = self_index(d);
     const struct afc_pg_obs *o = i >= 0 ? afc_agent_obs(d, (unsigned)i) : NULL;
     /* both: authorized by the log, and really running as primary */
+    int64_t left;
+    /* authorized by the log, holding the lease right now, and really running as primary */
     bool ok = s->epoch > 0 && strcmp(s->primary, d->cfg.region) == 0 && o != NULL && o->valid &&
-              o->healthy && o->role == AFC_PG_PRIMARY;
+              o->healthy && o->role == AFC_PG_PRIMARY && afc_agent_lease(d, &left);
     http_reply_json(r, ok ? 200 : 503, role_doc(d, o, ok ? "primary" : "not-primary"));
 }
 

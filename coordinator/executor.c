@@ -50,6 +50,8 @@ enum action {
     ACT_PROMOTE,
     ACT_REPOINT,
     ACT_START,
+    ACT_QUARANTINE,
+    ACT_SLOTS,
     ACT_REWIND,
 };
 
@@ -207,14 +209,29 @@ static void check_catchup(struct afc_executor *x)
 
 static void promote(struct afc_executor *x)
 {
-    static char slots[1024];
-    char one[160], name[AFC_NAME_MAX];
-    const struct afc_state *s = state_of(x);
-    if (afc_fault_hit("fail-promote")) { /* test builds: as if pg_promote had failed */
+    static const char *const stmts[] = {
+        "SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(true, 60) ELSE true END",
+        /* the timeline from the current WAL file name: exact right after the promotion */
+        "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int || "
+        "' ' || pg_current_wal_lsn()",
+        NULL};
+    if (afc_fault_hit("fail-promote")) { /* test builds: as if pg_promote had failed for good */
         report_step(x, AFC_FO_ABORTED, 0, 0, "pg_promote failed (fault point)");
         return;
     }
-    /* One statement that creates a slot for every other member (idempotent). */
+    x->promote_attempts++;
+    afc_event("promoting", "region=%s epoch=%" PRIu64 " attempt=%u", self_name(x), x->epoch,
+              x->promote_attempts);
+    run_sql(x, ACT_PROMOTE, "promoting", stmts, PROMOTE_TIMEOUT_MS);
+}
+
+/* After PROMOTED, best effort: a replication slot for every other member (idempotent). A failure
+ * here (max_replication_slots) must not undo the promotion; replicas then stream without one. */
+static void create_slots(struct afc_executor *x)
+{
+    static char slots[1024];
+    char one[160], name[AFC_NAME_MAX];
+    const struct afc_state *s = state_of(x);
     snprintf(slots, sizeof slots,
              "SELECT count(pg_create_physical_replication_slot(n)) FROM "
              "unnest(ARRAY[''");
@@ -229,14 +246,8 @@ static void promote(struct afc_executor *x)
             "]) AS n WHERE n <> '' AND NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE "
             "slot_name = n)",
             sizeof slots - strlen(slots) - 1);
-    const char *const stmts[] = {
-        "SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(true, 60) ELSE true END", slots,
-        /* the timeline from the current WAL file name: exact right after the promotion */
-        "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int || "
-        "' ' || pg_current_wal_lsn()",
-        NULL};
-    afc_event("promoting", "region=%s epoch=%" PRIu64, self_name(x), x->epoch);
-    run_sql(x, ACT_PROMOTE, "promoting", stmts, PROMOTE_TIMEOUT_MS);
+    const char *const stmts[] = {slots, NULL};
+    run_sql(x, ACT_SLOTS, "creating replication slots", stmts, SQL_TIMEOUT_MS);
 }
 
 static uint64_t parse_lsn(const char *s)
@@ -288,6 +299,9 @@ static bool old_primary_running(const struct afc_executor *x, const struct afc_f
 
 static void candidate_tick(struct afc_executor *x, const struct afc_failover *f)
 {
+    if (x->step_reported == AFC_FO_ABORTED) {
+        return; /* we gave up on this epoch: never detach or promote after saying so */
+    }
     if (f->step == AFC_FO_DECIDED && x->step_reported != AFC_FO_FENCED &&
         x->step_reported != AFC_FO_ABORTED && f->planned && old_primary_running(x, f)) {
         /* A switchover: the old primary's coordinator stops it with a fast shutdown, which
@@ -307,6 +321,9 @@ static void candidate_tick(struct afc_executor *x, const struct afc_failover *f)
     } else if (f->step == AFC_FO_FENCED && x->step_reported != AFC_FO_PROMOTED &&
                x->step_reported != AFC_FO_ABORTED) {
         promote(x);
+    } else if ((f->step == AFC_FO_PROMOTED || f->step == AFC_FO_DONE) && !x->slots_done &&
+               x->slot_attempts++ < 3) {
+        create_slots(x);
     }
 }
 
@@ -372,6 +389,16 @@ static bool replicas_follow(const struct afc_state *s, const struct afc_failover
     return true;
 }
 
+static void done_report_cb(void *data, int status, enum afc_apply_result result)
+{
+    struct afc_executor *x = data;
+    if ((status != 0 || (result != AFC_APPLY_OK && result != AFC_APPLY_NOOP)) && !x->stopping) {
+        x->done_epoch = 0; /* not committed: the next tick tries again */
+    }
+}
+
+/* The leader's part, independent of this node's own PostgreSQL and of its running action: it
+ * keeps its own record of which epoch it closed and names that epoch explicitly. */
 static void leader_tick(struct afc_executor *x, const struct afc_failover *f)
 {
     if (f->step != AFC_FO_PROMOTED || !afc_node_is_ready(&x->d->node)) {
@@ -382,10 +409,21 @@ static void leader_tick(struct afc_executor *x, const struct afc_failover *f)
         x->promoted_seen_ms = now_ms(x);
     }
     bool all = replicas_follow(state_of(x), f);
-    if ((all || now_ms(x) - x->promoted_seen_ms > DONE_AFTER_MS) &&
-        x->step_reported != AFC_FO_DONE) {
-        report_step(x, AFC_FO_DONE, 0, 0,
-                    all ? "replicas follow the new primary" : "closed with replicas lagging");
+    if ((!all && now_ms(x) - x->promoted_seen_ms <= DONE_AFTER_MS) || x->done_epoch == f->epoch) {
+        return;
+    }
+    struct afc_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.op = AFC_OP_FAILOVER_STEP;
+    cmd.wall_ms = wall_now_ms();
+    snprintf(cmd.by, sizeof cmd.by, "%s", self_name(x));
+    cmd.u.failover_step.epoch = f->epoch;
+    cmd.u.failover_step.step = (uint8_t)AFC_FO_DONE;
+    snprintf(cmd.u.failover_step.detail, sizeof cmd.u.failover_step.detail, "%s",
+             all ? "replicas follow the new primary" : "closed with replicas lagging");
+    x->done_epoch = f->epoch;
+    if (afc_report_send(x->d, &cmd, done_report_cb, x) != 0) {
+        x->done_epoch = 0;
     }
 }
 
@@ -423,6 +461,88 @@ static void pg_start(struct afc_executor *x, const char *why)
     argv[n] = NULL;
     afc_event("pg-starting", "region=%s reason=%s", c->region, why);
     start_action(x, ACT_START, "starting PostgreSQL", argv, START_TIMEOUT_MS);
+}
+
+/*
+ * Before pg_rewind overwrites anything: keep the old primary's divergent WAL for the operator.
+ * The fork point comes from the new primary's timeline history file (exact); the segments of the
+ * old timeline from the fork on are copied to QUARANTINE/epoch-N-timeline-T/, and pg_waldump
+ * finds where that WAL ends and lists its records. The last line of output is the summary.
+ * Arguments: bin_dir data_dir quarantine_root epoch source_conninfo. Needs superuser (or
+ * pg_read_server_files) on the new primary for pg_read_file.
+ */
+static const char quarantine_sh[] =
+    "set -eu\n"
+    "bin=$1; data=$2; qroot=$3; epoch=$4; src=$5\n"
+    "tl=$(\"$bin/pg_controldata\" \"$data\" | sed -n \"s/^Latest checkpoint's TimeLineID: *//p\")\n"
+    "q() { \"$bin/psql\" -X -A -t -q -v ON_ERROR_STOP=1 -d \"$src\" -c \"$1\"; }\n"
+    "newtl=$(q \"SELECT ('x'||substr(pg_walfile_name(pg_current_wal_lsn()),1,8))::bit(32)::int\")\n"
+    "hist=$(printf 'pg_wal/%08X.history' \"$newtl\")\n"
+    "fork=$(q \"SELECT split_part(l, E'\\t', 2) FROM regexp_split_to_table(pg_read_file('$hist'), "
+    "E'\\n') l WHERE split_part(l, E'\\t', 1) = '$tl'\")\n"
+    "[ -n \"$fork\" ] || { echo \"no fork point for timeline $tl in $hist\"; exit 3; }\n"
+    "hi=${fork%/*}; lo=${fork#*/}\n"
+    "first=$(printf '%08X%08X%08X' \"$tl\" \"$((0x$hi))\" \"$((0x$lo >> 24))\")\n"
+    "dir=\"$qroot/epoch-$epoch-timeline-$tl\"\n"
+    "mkdir -p \"$dir\"\n"
+    "n=0\n"
+    "for f in \"$data\"/pg_wal/$(printf '%08X' \"$tl\")*; do\n"
+    "  b=${f##*/}; case $b in *.*) continue;; esac\n"
+    "  if [ ! \"$b\" \\< \"$first\" ]; then cp -p \"$f\" \"$dir/\"; n=$((n+1)); fi\n"
+    "done\n"
+    "end=$(\"$bin/pg_waldump\" -p \"$dir\" -t \"$tl\" -s \"$fork\" 2>&1 >\"$dir/records.txt\" | "
+    "sed -n 's/.* at \\([0-9A-F]*\\/[0-9A-F]*\\).*/\\1/p' | head -n 1) || true\n"
+    "rec=$(wc -l <\"$dir/records.txt\")\n"
+    "printf 'fork_lsn=%s end_lsn=%s timeline=%s segments=%s records=%s dir=%s\\n' \"$fork\" "
+    "\"${end:-unknown}\" \"$tl\" \"$n\" \"$rec\" \"$dir\" | tee \"$dir/QUARANTINE.txt\"\n";
+
+static void quarantine_wal(struct afc_executor *x, const char *primary)
+{
+    const struct afc_config *c = &x->d->cfg;
+    const struct afc_config_member *m = cfg_member(x, primary);
+    if (m == NULL || m->postgres[0] == '\0') {
+        return;
+    }
+    char root[AFC_PATH_MAX + 16], epoch[24];
+    snprintf(root, sizeof root, "%s.quarantine", c->pg_data_dir);
+    snprintf(epoch, sizeof epoch, "%" PRIu64, state_of(x)->epoch);
+    const char *argv[] = {"/bin/sh",      "-c", quarantine_sh, "quarantine", c->pg_bin_dir,
+                          c->pg_data_dir, root, epoch,         m->postgres,  NULL};
+    struct afc_run_options opt = {.argv = argv, .timeout_ms = SQL_TIMEOUT_MS * 4};
+    struct afc_err err = {0};
+    snprintf(x->what, sizeof x->what, "%s", "saving the divergent WAL");
+    snprintf(x->rewind_from, sizeof x->rewind_from, "%s", primary);
+    /* as the daemon itself, not run_as: the folder is beside the data directory */
+    if (afc_run_start(x->d->loop, &opt, run_cb, x, NULL, &err) == 0) {
+        x->running = ACT_QUARANTINE;
+    } else {
+        afc_error("while saving the divergent WAL: %s", err.msg);
+    }
+}
+
+/* The last line of the script's output, into history and the log. */
+static void quarantined(struct afc_executor *x, bool ok, const char *output)
+{
+    const char *last = output, *nl;
+    while ((nl = strchr(last, '\n')) != NULL && nl[1] != '\0') {
+        last = nl + 1;
+    }
+    char line[AFC_DETAIL_MAX];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(last, "\n"), last);
+    x->quarantined_epoch = state_of(x)->epoch;
+    if (!ok) {
+        afc_event("wal-quarantine-failed", "region=%s detail=\"%s\"", x->d->cfg.region, line);
+        return; /* rejoin anyway: a stopped old primary helps nobody; the operator is told */
+    }
+    afc_event("wal-quarantined", "region=%s %s", x->d->cfg.region, line);
+    struct afc_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.op = AFC_OP_NOTE;
+    cmd.wall_ms = wall_now_ms();
+    snprintf(cmd.by, sizeof cmd.by, "%s", self_name(x));
+    snprintf(cmd.u.note.kind, sizeof cmd.u.note.kind, "%s", "wal-quarantined");
+    snprintf(cmd.u.note.detail, sizeof cmd.u.note.detail, "%.120s", line); /* by = region */
+    afc_report_send(x->d, &cmd, NULL, NULL);
 }
 
 static void rewind_from(struct afc_executor *x, const char *primary)
@@ -507,7 +627,12 @@ static void local_tick(struct afc_executor *x)
     } else if (file_exists(dir, "standby.signal")) {
         pg_start(x, "replica is down");
     } else if (primary_is_up(x, &primary)) {
-        rewind_from(x, primary); /* the deposed old primary */
+        /* the deposed old primary: first keep its divergent WAL, then rewind it */
+        if (x->quarantined_epoch != s->epoch) {
+            quarantine_wal(x, primary);
+        } else {
+            rewind_from(x, primary);
+        }
     }
 }
 
@@ -521,7 +646,8 @@ static void action_done(struct afc_executor *x, enum action act, bool ok, const 
         x->catchup_deadline_ms = now_ms(x) + CATCHUP_MAX_MS; /* the catch-up wait starts now */
         break;
     case ACT_CATCHUP:
-        if ((ok && strncmp(output, "t", 1) == 0) || now_ms(x) > x->catchup_deadline_ms) {
+        if (x->step_reported != AFC_FO_ABORTED &&
+            ((ok && strncmp(output, "t", 1) == 0) || now_ms(x) > x->catchup_deadline_ms)) {
             report_step(x, AFC_FO_FENCED, 0, 0,
                         ok && output[0] == 't' ? "detached, replay caught up"
                                                : "detached, catch-up wait ended");
@@ -530,9 +656,21 @@ static void action_done(struct afc_executor *x, enum action act, bool ok, const 
     case ACT_PROMOTE:
         if (ok) {
             promoted(x, output);
+        } else if (x->promote_attempts < 2) {
+            /* pg_promote may have succeeded, or still be finishing, even though this run failed
+             * (a timeout, a lost connection): the statement is idempotent, so ask again before
+             * declaring the promotion failed; an abort must never undo a real promotion. */
+            x->step_reported = AFC_FO_NONE;
         } else {
-            report_step(x, AFC_FO_ABORTED, 0, 0, "pg_promote failed");
+            report_step(x, AFC_FO_ABORTED, 0, 0, "pg_promote failed twice");
         }
+        break;
+    case ACT_SLOTS:
+        x->slots_done = ok;
+        break;
+    case ACT_QUARANTINE:
+        quarantined(x, ok, output);
+        x->down_since_ms = 0; /* rewind at the next tick */
         break;
     case ACT_REWIND:
         if (ok) {
@@ -562,6 +700,12 @@ void afc_executor_tick(struct afc_executor *x, const struct afc_pg_obs *local, b
     x->local = local;
     x->local_refused = local_refused;
     x->lease_valid = lease_valid;
+    /* Closing a failover needs no local PostgreSQL and no idle executor: a leader without one, or
+     * busy rewinding its own, must still commit DONE. */
+    leader_tick(x, f);
+    if (x->fencing) {
+        return; /* the agent is stopping our PostgreSQL: start nothing meanwhile */
+    }
     if (local != NULL && local->valid && local->healthy) {
         x->restarting_since_ms = 0;
     }
@@ -573,6 +717,9 @@ void afc_executor_tick(struct afc_executor *x, const struct afc_pg_obs *local, b
         x->epoch = f->epoch;
         x->detached = false;
         x->step_reported = AFC_FO_NONE;
+        x->promote_attempts = 0;
+        x->slots_done = false;
+        x->slot_attempts = 0;
         x->repointed_at_ms = 0;
         x->catchup_deadline_ms = now_ms(x) + CATCHUP_MAX_MS;
         x->planned_deadline_ms = now_ms(x) + OLD_STOP_MAX_MS;
@@ -582,9 +729,6 @@ void afc_executor_tick(struct afc_executor *x, const struct afc_pg_obs *local, b
         candidate_tick(x, f);
     } else if (active && strcmp(f->from, self_name(x)) != 0) {
         replica_tick(x, f);
-    }
-    if (x->running == ACT_NONE) {
-        leader_tick(x, f);
     }
     if (x->running == ACT_NONE) {
         local_tick(x);

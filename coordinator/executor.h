@@ -34,6 +34,12 @@ struct afc_executor {
     uint64_t restarting_since_ms; /* restarting the authorized primary since (0 = not) */
     bool lease_valid;             /* this node holds the write lease now (from the agent) */
     char rewind_from[AFC_NAME_MAX];
+    afc_epoch quarantined_epoch; /* the divergent WAL was saved (or tried) for this epoch */
+    unsigned promote_attempts;   /* in this epoch */
+    afc_epoch done_epoch;        /* leader: the failover it reported DONE for (0 = none pending) */
+    bool fencing;                /* set by the agent while it stops our PostgreSQL */
+    bool slots_done;
+    unsigned slot_attempts;
 };
 
 void afc_executor_init(struct afc_executor *x, struct afc_daemon *d);

@@ -107,6 +107,14 @@ def test_kill_primary_region(lab):
     with open(lab.region("us-east-2")["log"]) as fh:
         log = fh.read()
     assert "+fenced" in log or "+rejoining" in log, "no fence or rejoin event in the old region's log"
+    # Before the rewind, the old primary's WAL from the fork on was kept for the operator.
+    status, hist = get_json(lab.url(new), "/v1/history")
+    notes = [e for e in hist["events"] if e["kind"] == "wal-quarantined"]
+    assert status == 200 and notes, "no wal-quarantined note in the history"
+    summary = open(os.path.join(lab.region("us-east-2")["postgres"]["data_dir"] +
+                                ".quarantine", "epoch-2-timeline-1", "QUARANTINE.txt")).read()
+    assert "fork_lsn=" in summary and "end_lsn=" in summary, summary
+    print("  divergent WAL kept: %s" % summary.strip())
 
 
 def test_kill_primary_postgres_only(lab):
