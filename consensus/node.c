@@ -434,12 +434,32 @@ static void report_divergence(struct afc_node *n)
     }
 }
 
+/* On the leader, turn libraft's recent_recv flags (set on every AppendEntries result, cleared at
+ * every check-quorum tick) into a time last heard from each member, so that "not heard lately"
+ * does not flicker true right after each tick. A new leader counts everyone as just heard. */
+static void track_heard(struct afc_node *n)
+{
+    const struct raft *r = &n->raft;
+    uint64_t now = uv_now(n->loop);
+    bool leader = r->state == RAFT_LEADER;
+    unsigned count = r->configuration.n < AFC_MAX_MEMBERS ? r->configuration.n : AFC_MAX_MEMBERS;
+    for (unsigned i = 0; i < count; i++) {
+        if (!leader || !n->was_leader || r->leader_state.progress[i].recent_recv) {
+            n->last_heard_ms[i] = now;
+        }
+    }
+    n->was_leader = leader;
+}
+
 static void node_poll(struct afc_node *n)
 {
     if (n->closing) {
         return;
     }
     afc_leadership_poll(&n->lead);
+    if (raft_is_initialised(n)) {
+        track_heard(n);
+    }
     report_divergence(n);
 }
 
@@ -775,11 +795,11 @@ bool afc_node_member_heard(const struct afc_node *n, afc_region_id id)
     if (!raft_is_initialised(n) || r->state != RAFT_LEADER || id == n->cfg.id) {
         return true;
     }
-    for (unsigned i = 0; i < r->configuration.n; i++) {
+    for (unsigned i = 0; i < r->configuration.n && i < AFC_MAX_MEMBERS; i++) {
         if (r->configuration.servers[i].id == id) {
-            /* 0.15: recent_recv is set on every AppendEntries result and cleared at each
-             * election-timeout tick of the leader (tick.c check-quorum). */
-            return r->leader_state.progress[i].recent_recv;
+            /* two election timeouts: recent_recv is cleared once per timeout, so a live member
+             * sets it again within one; a member silent for two is gone */
+            return uv_now(n->loop) - n->last_heard_ms[i] < 2ull * n->cfg.election_timeout_ms;
         }
     }
     return true;

@@ -203,6 +203,13 @@ static enum afc_apply_result check_step(const struct afc_state *s, const struct 
                     afc_fo_step_name(f->step), afc_fo_step_name(to));
         return AFC_APPLY_REJECTED_INVALID;
     }
+    /* Only the candidate knows it has detached and caught up, or promoted: a report from anyone
+     * else (a late action of another node, a confused peer) must not advance the sequence. */
+    if ((to == AFC_FO_FENCED || to == AFC_FO_PROMOTED) && strcmp(c->by, f->to) != 0) {
+        afc_err_set(why, AFC_EINVAL, "failover-step %s by %s: only the candidate %s reports it",
+                    afc_fo_step_name(to), c->by, f->to);
+        return AFC_APPLY_REJECTED_INVALID;
+    }
     /* Steps that act need the failover's epoch to still be current: an operator promote since
      * then superseded it (it can still be closed with DONE/ABORTED). */
     if ((to == AFC_FO_FENCED || to == AFC_FO_PROMOTED) && s->epoch != f->epoch) {

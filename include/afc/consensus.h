@@ -157,7 +157,10 @@ struct afc_node {
     uv_timer_t digest_timer;
     struct afc_propose digest_req;
     bool digest_in_flight;
-    bool diverged_reported; /* hooks.diverged already called (it runs at most once) */
+    bool diverged_reported;
+    /* leader only: when each member (configuration index) was last heard from (node.c) */
+    uint64_t last_heard_ms[AFC_MAX_MEMBERS];
+    bool was_leader; /* hooks.diverged already called (it runs at most once) */
     bool started;
     bool closing;
     void (*close_cb)(struct afc_node *n);

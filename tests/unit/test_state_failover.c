@@ -23,7 +23,22 @@ static struct afc_cmd mk(enum afc_op op, int64_t wall_ms)
     return c;
 }
 
+/* Apply an encoded command. A fenced/promoted step is reported by the failover's candidate, as
+ * the executor does (the state machine refuses it from anyone else): set `by` accordingly unless
+ * a test set it on purpose (mk() leaves "us-east-2"). */
+static enum afc_apply_result apply_as_is(struct afc_fsm *f, struct afc_cmd c, struct afc_err *why);
+
 static enum afc_apply_result apply(struct afc_fsm *f, struct afc_cmd c, struct afc_err *why)
+{
+    if (c.op == AFC_OP_FAILOVER_STEP && !strcmp(c.by, "us-east-2") &&
+        (c.u.failover_step.step == AFC_FO_FENCED || c.u.failover_step.step == AFC_FO_PROMOTED) &&
+        f->state.failover.to[0] != '\0') {
+        snprintf(c.by, sizeof c.by, "%s", f->state.failover.to);
+    }
+    return apply_as_is(f, c, why);
+}
+
+static enum afc_apply_result apply_as_is(struct afc_fsm *f, struct afc_cmd c, struct afc_err *why)
 {
     void *buf;
     size_t len;
@@ -226,6 +241,11 @@ static void test_failover_sequence(void)
     CHECK_EQ_STR(f.state.lease.region, "");
     /* a step of another epoch is stale */
     CHECK_EQ_INT(apply(&f, mk_step(1, AFC_FO_FENCED, 7000), NULL), AFC_APPLY_REJECTED_STALE);
+    /* only the candidate may say it is fenced or promoted: another region's report is refused */
+    struct afc_cmd stranger = mk_step(2, AFC_FO_FENCED, 7000);
+    snprintf(stranger.by, sizeof stranger.by, "%s", R[2]);
+    CHECK_EQ_INT(apply_as_is(&f, stranger, &why), AFC_APPLY_REJECTED_INVALID);
+    CHECK_CONTAINS(why.msg, "only the candidate");
     CHECK_EQ_INT(apply(&f, mk_step(2, AFC_FO_FENCED, 7000), NULL), AFC_APPLY_OK);
     CHECK_EQ_STR(last_event(&f)->kind, "failover-fenced");
     CHECK_EQ_INT(fo->fenced_ms, 7000);
