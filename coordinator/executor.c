@@ -33,15 +33,22 @@
 #include "coordinator/faultpoints.h"
 #include "coordinator/report.h"
 
-#define SQL_TIMEOUT_MS       15000
-#define PROMOTE_TIMEOUT_MS   70000
-#define START_TIMEOUT_MS     90000
-#define REWIND_TIMEOUT_MS    300000
-#define CATCHUP_MAX_MS       5000  /* candidate waits at most this for replay to catch up */
-#define OLD_STOP_MAX_MS      30000 /* switchover: the old primary must have stopped by then */
-#define REPOINT_RETRY_MS     10000 /* re-point again if still not streaming from the new primary */
-#define DONE_AFTER_MS        15000 /* leader closes the sequence even if a replica lags behind */
-#define DOWN_BEFORE_START_MS 500   /* own PostgreSQL refused connections this long → act */
+#define SQL_TIMEOUT_MS     15000
+#define PROMOTE_TIMEOUT_MS 70000
+#define START_TIMEOUT_MS   90000
+#define REWIND_TIMEOUT_MS  300000
+#define CATCHUP_MAX_MS     5000  /* candidate waits at most this for replay to catch up */
+#define OLD_STOP_MAX_MS    30000 /* switchover: the old primary must have stopped by then */
+#define REPOINT_RETRY_MS   10000 /* re-point again if still not streaming from the new primary */
+#define DONE_AFTER_MS      15000 /* leader closes the sequence even if a replica lags behind */
+/* The leader aborts a failover that makes no progress: at DECIDED the candidate only has to
+ * detach and catch up; at FENCED it may be inside two pg_promote attempts (70 s each). Much
+ * sooner when the candidate's coordinator has gone silent. */
+#define DECIDED_DEADLINE_MS        30000
+#define FENCED_DEADLINE_MS         150000
+#define SILENT_DECIDED_DEADLINE_MS 5000
+#define SILENT_FENCED_DEADLINE_MS  30000
+#define DOWN_BEFORE_START_MS       500 /* own PostgreSQL refused connections this long → act */
 
 enum action {
     ACT_NONE = 0,
@@ -299,8 +306,15 @@ static bool old_primary_running(const struct afc_executor *x, const struct afc_f
 
 static void candidate_tick(struct afc_executor *x, const struct afc_failover *f)
 {
-    if (x->step_reported == AFC_FO_ABORTED) {
+    if (x->step_reported == AFC_FO_ABORTED || x->hung) {
         return; /* we gave up on this epoch: never detach or promote after saying so */
+    }
+    if (f->step == AFC_FO_DECIDED && afc_fault_hit("hang-after-decided")) {
+        x->hung = true; /* test builds: a candidate that stops acting but keeps talking */
+        return;
+    }
+    if (x->local_refused) {
+        return; /* our PostgreSQL is down: let local_tick restart it first */
     }
     if (f->step == AFC_FO_DECIDED && x->step_reported != AFC_FO_FENCED &&
         x->step_reported != AFC_FO_ABORTED && f->planned && old_primary_running(x, f)) {
@@ -397,11 +411,66 @@ static void done_report_cb(void *data, int status, enum afc_apply_result result)
     }
 }
 
+static void leader_report(struct afc_executor *x, const struct afc_failover *f,
+                          enum afc_fo_step step, const char *detail)
+{
+    struct afc_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.op = AFC_OP_FAILOVER_STEP;
+    cmd.wall_ms = wall_now_ms();
+    snprintf(cmd.by, sizeof cmd.by, "%s", self_name(x));
+    cmd.u.failover_step.epoch = f->epoch;
+    cmd.u.failover_step.step = (uint8_t)step;
+    snprintf(cmd.u.failover_step.detail, sizeof cmd.u.failover_step.detail, "%s", detail);
+    x->done_epoch = f->epoch;
+    if (afc_report_send(x->d, &cmd, done_report_cb, x) != 0) {
+        x->done_epoch = 0;
+    }
+}
+
+/* A failover stuck at DECIDED or FENCED (the candidate died, hangs, or its PostgreSQL cannot
+ * promote) would block every later failover: abort it after a deadline. */
+static void leader_watch_progress(struct afc_executor *x, const struct afc_failover *f)
+{
+    if (f->epoch != x->watch_epoch || f->step != x->watch_step) {
+        x->watch_epoch = f->epoch;
+        x->watch_step = f->step;
+        x->watch_since_ms = now_ms(x);
+        return;
+    }
+    const struct afc_state *s = state_of(x);
+    afc_region_id to_id = 0;
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        to_id = strcmp(s->members[i].name, f->to) == 0 ? s->members[i].id : to_id;
+    }
+    bool silent = to_id != 0 && !afc_node_member_heard(&x->d->node, to_id);
+    uint64_t limit = f->step == AFC_FO_DECIDED
+                         ? (silent ? SILENT_DECIDED_DEADLINE_MS : DECIDED_DEADLINE_MS)
+                         : (silent ? SILENT_FENCED_DEADLINE_MS : FENCED_DEADLINE_MS);
+    if (now_ms(x) - x->watch_since_ms > limit && x->done_epoch != f->epoch) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "no progress at %s for %llu ms%s",
+                 afc_fo_step_name(f->step), (unsigned long long)limit,
+                 silent ? " (candidate's coordinator silent)" : "");
+        afc_event("failover-stuck", "epoch=%" PRIu64 " step=%s to=%s", f->epoch,
+                  afc_fo_step_name(f->step), f->to);
+        leader_report(x, f, AFC_FO_ABORTED, detail);
+    }
+}
+
 /* The leader's part, independent of this node's own PostgreSQL and of its running action: it
  * keeps its own record of which epoch it closed and names that epoch explicitly. */
 static void leader_tick(struct afc_executor *x, const struct afc_failover *f)
 {
-    if (f->step != AFC_FO_PROMOTED || !afc_node_is_ready(&x->d->node)) {
+    if (!afc_node_is_ready(&x->d->node)) {
+        x->promoted_seen_ms = 0;
+        x->watch_epoch = 0;
+        return;
+    }
+    if (f->step == AFC_FO_DECIDED || f->step == AFC_FO_FENCED) {
+        leader_watch_progress(x, f);
+    }
+    if (f->step != AFC_FO_PROMOTED) {
         x->promoted_seen_ms = 0;
         return;
     }
@@ -412,19 +481,8 @@ static void leader_tick(struct afc_executor *x, const struct afc_failover *f)
     if ((!all && now_ms(x) - x->promoted_seen_ms <= DONE_AFTER_MS) || x->done_epoch == f->epoch) {
         return;
     }
-    struct afc_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.op = AFC_OP_FAILOVER_STEP;
-    cmd.wall_ms = wall_now_ms();
-    snprintf(cmd.by, sizeof cmd.by, "%s", self_name(x));
-    cmd.u.failover_step.epoch = f->epoch;
-    cmd.u.failover_step.step = (uint8_t)AFC_FO_DONE;
-    snprintf(cmd.u.failover_step.detail, sizeof cmd.u.failover_step.detail, "%s",
-             all ? "replicas follow the new primary" : "closed with replicas lagging");
-    x->done_epoch = f->epoch;
-    if (afc_report_send(x->d, &cmd, done_report_cb, x) != 0) {
-        x->done_epoch = 0;
-    }
+    leader_report(x, f, AFC_FO_DONE,
+                  all ? "replicas follow the new primary" : "closed with replicas lagging");
 }
 
 /* ---- keeping the local PostgreSQL running, and rejoin ---- */

@@ -36,8 +36,12 @@ struct afc_executor {
     char rewind_from[AFC_NAME_MAX];
     afc_epoch quarantined_epoch; /* the divergent WAL was saved (or tried) for this epoch */
     unsigned promote_attempts;   /* in this epoch */
-    afc_epoch done_epoch;        /* leader: the failover it reported DONE for (0 = none pending) */
-    bool fencing;                /* set by the agent while it stops our PostgreSQL */
+    afc_epoch done_epoch;        /* leader: the failover it reported DONE/ABORTED for */
+    afc_epoch watch_epoch;       /* leader: the failover step whose progress it is timing */
+    enum afc_fo_step watch_step;
+    uint64_t watch_since_ms;
+    bool hung;    /* test builds: hang-after-decided fired */
+    bool fencing; /* set by the agent while it stops our PostgreSQL */
     bool slots_done;
     unsigned slot_attempts;
 };

@@ -21,6 +21,7 @@ static struct {
     {"crash-after-decide", false},
     {"crash-after-promote", false},
     {"fail-promote", false},
+    {"hang-after-decided", false},
 };
 
 #define N_POINTS (sizeof points / sizeof points[0])
@@ -65,10 +66,11 @@ int afc_fault_points_init(struct afc_err *err)
         size_t len = strcspn(p, ",");
         int i = find(p, len);
         if (len > 0 && i < 0) {
-            return afc_err_set(err, AFC_ECONFIG,
-                               "ARAGORA_FAULT_POINTS: unknown fault point '%.*s' (known: "
-                               "crash-after-decide, crash-after-promote, fail-promote)",
-                               (int)len, p);
+            return afc_err_set(
+                err, AFC_ECONFIG,
+                "ARAGORA_FAULT_POINTS: unknown fault point '%.*s' (known: "
+                "crash-after-decide, crash-after-promote, fail-promote, hang-after-decided)",
+                (int)len, p);
         }
         if (i >= 0) {
             arm[i] = true;
@@ -102,6 +104,7 @@ static const char *apply_list(json_t *body, const char *key, bool armed, bool ap
         int i = name != NULL ? find(name, strlen(name)) : -1;
         if (i < 0) {
             return "unknown fault point (known: crash-after-decide, crash-after-promote, "
+                   "hang-after-decided, "
                    "fail-promote)";
         }
         if (apply) {

@@ -11,6 +11,8 @@
  *   crash-after-decide   the leader, once its FAILOVER_BEGIN is applied: _exit(AFC_FAULT_EXIT)
  *   crash-after-promote  the candidate, after pg_promote succeeded, before reporting PROMOTED
  *   fail-promote         the candidate reports ABORTED instead of running pg_promote
+ *   hang-after-decided   the candidate's executor stops acting (its coordinator still talks):
+ *                        the leader must abort the failover when its step deadline passes
  * A point is armed from ARAGORA_FAULT_POINTS="name[,name...]" at start (so again at every start)
  * or through the API, on the node that receives the request only. It fires once per arming: the
  * hit disarms it, so a coordinator restarted without the variable does not crash again.

@@ -223,6 +223,29 @@ def test_fail_promote(lab):
         lab.cluster(candidate)), timeout=60)
 
 
+def test_hang_after_decided(lab):
+    """The candidate stops acting right after the decision (its coordinator still talks): the
+    leader aborts the stuck failover at its deadline, and a new epoch promotes the other replica."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    assert psql(pg_port(lab, "us-east-2"), "CREATE TABLE it_writes (at timestamptz)").returncode == 0
+    candidate = decision_candidate(lab) or "eu-west-1"
+    other = next(r for r in SURVIVORS if r != candidate)
+    arm(lab, candidate, "hang-after-decided")
+    t0 = time.monotonic()
+    lab.chaos("kill", "us-east-2", "--what", "region")
+    wait_step(lab, SURVIVORS, "decided", 2, timeout=90)
+    aborted = wait_step(lab, SURVIVORS, "aborted", 2, timeout=90)
+    assert aborted["failover"]["to"] == candidate, aborted["failover"]
+    print("  candidate %s hung after the decision -> aborted by the leader %.0f ms after the kill"
+          % (candidate, (time.monotonic() - t0) * 1000))
+    done = wait_step(lab, SURVIVORS, "done", 3, timeout=90)
+    assert done["failover"]["to"] == other and done["primary"] == other, done["failover"]
+    print("  epoch 3 done on %s: %.0f ms after the kill" % (other, (time.monotonic() - t0) * 1000))
+    first_write(pg_port(lab, other), 30)
+
+
 class Writer(threading.Thread):
     """Inserts into one PostgreSQL in a loop; records the wall time of every acknowledged row."""
 
@@ -298,7 +321,7 @@ def test_freeze_primary_region(lab):
 
 
 TESTS = [test_build_says_fault_points, test_crash_after_decide, test_fail_promote,
-         test_freeze_primary_region]
+         test_freeze_primary_region, test_hang_after_decided]
 
 
 if __name__ == "__main__":
