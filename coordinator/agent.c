@@ -70,6 +70,7 @@ struct afc_agent {
     struct afc_propose decide_req;
     char refused[AFC_DETAIL_MAX];
     struct afc_executor exec;
+    bool local_dead; /* we gave up restarting our authorized primary (reported to the leader) */
 };
 
 static int64_t wall_now_ms(void)
@@ -130,6 +131,9 @@ static void try_report(struct obs_slot *s)
     snprintf(cmd.u.observe.target, AFC_NAME_MAX, "%s", a->d->cfg.members[s->member].name);
     cmd.u.observe.obs = *obs;
     cmd.u.observe.obs.wall_ms = cmd.wall_ms;
+    if ((int)s->target == a->self_target) {
+        cmd.u.observe.obs.local_dead = a->local_dead; /* our own verdict on our PostgreSQL */
+    }
     s->sent_gen = s->gen;
     if (afc_report_send(a->d, &cmd, obs_report_cb, s) == 0) {
         s->in_flight = true;
@@ -217,7 +221,11 @@ static bool local_may_write(const struct afc_agent *a);
 static bool stopped_but_authorized(const struct afc_agent *a)
 {
     const struct afc_pg_obs *o = local_obs(a);
-    return afc_fo_step_is_final(state_of(a)->failover.step) && o != NULL && o->valid &&
+    /* Only until restarting it has used up the grace: a PostgreSQL that cannot be restarted must
+     * let the lease lapse so that the cluster fails over (a renewed lease would block that). */
+    uint64_t since = a->exec.restarting_since_ms;
+    bool gave_up = a->local_dead || (since != 0 && now_ms(a) - since >= RESTART_GRACE_MS);
+    return !gave_up && afc_fo_step_is_final(state_of(a)->failover.step) && o != NULL && o->valid &&
            !local_may_write(a);
 }
 
@@ -520,6 +528,31 @@ void afc_agent_role_changed(struct afc_daemon *d, bool ready)
     }
 }
 
+/* ---- our own PostgreSQL, declared dead ---- */
+
+/* §4.4: "or its own coordinator reports it dead after a bounded local restart attempt". Once
+ * restarting our authorized primary has gone on longer than the grace (renewals have stopped
+ * then), say so in our observation of it; take it back when it is healthy again. */
+static void update_local_dead(struct afc_agent *a)
+{
+    const struct afc_pg_obs *o = local_obs(a);
+    uint64_t since = a->exec.restarting_since_ms;
+    bool dead = since != 0 && now_ms(a) - since >= RESTART_GRACE_MS &&
+                !(o != NULL && o->valid && o->healthy);
+    if (dead == a->local_dead || a->self_target < 0) {
+        return;
+    }
+    a->local_dead = dead;
+    if (dead) {
+        afc_event("pg-dead", "region=%s restarting for %llu ms", a->d->cfg.region,
+                  (unsigned long long)(now_ms(a) - since));
+    }
+    struct obs_slot *s = &a->slots[a->self_target];
+    s->gen++;
+    s->dirty = true;
+    try_report(s);
+}
+
 /* ---- the tick ---- */
 
 static void tick_cb(uv_timer_t *t)
@@ -532,6 +565,7 @@ static void tick_cb(uv_timer_t *t)
         try_report(&a->slots[i]);
     }
     notice_authorization(a);
+    update_local_dead(a);
     maybe_renew(a);
     maybe_fence(a);
     leader_tick(a);

@@ -309,6 +309,32 @@ def test_new_primary_dies_too(lab):
     first_write(pg_port(lab, last), 30)
 
 
+def test_primary_cannot_restart(lab):
+    """The primary's PostgreSQL dies and cannot be restarted (its data directory is gone): after
+    the restart grace its own coordinator reports it dead (local_dead) and the cluster fails over."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    data = lab.region("us-east-2")["postgres"]["data_dir"]
+    lab.chaos("kill", "us-east-2", "--what", "postgres")
+    os.rename(data, data + ".moved-away")  # pg_ctl start can only fail now
+    try:
+        def reported_dead():
+            d = lab.cluster("eu-west-1")
+            v = d and own_view(d, "us-east-2")
+            return v if v and v["local_dead"] else None
+        wait_for("us-east-2's coordinator to report its PostgreSQL dead", reported_dead,
+                 timeout=60)
+        done = wait_step(lab, ["eu-west-1", "ap-south-1"], "done", 2, timeout=90)
+        assert done["failover"]["from"] == "us-east-2", done["failover"]
+        with open(lab.region("us-east-2")["log"]) as fh:
+            assert "+pg-dead" in fh.read()
+        print("  us-east-2 could not restart its PostgreSQL: reported dead, failover to %s done"
+              % done["failover"]["to"])
+    finally:
+        os.rename(data + ".moved-away", data)
+
+
 def json_text(d):
     return " ".join(p["value"] for p in d.get("predicates", []))
 
@@ -319,7 +345,7 @@ def candidate_value(d):
 
 TESTS = [test_kill_primary_region, test_kill_primary_postgres_only, test_paused_no_failover,
          test_switchover_under_load, test_lagging_replica_not_chosen,
-         test_no_candidate_no_failover, test_new_primary_dies_too]
+         test_no_candidate_no_failover, test_new_primary_dies_too, test_primary_cannot_restart]
 
 
 if __name__ == "__main__":
