@@ -178,19 +178,26 @@ static void step_report_cb(void *data, int status, enum afc_apply_result result)
     }
 }
 
+/* A failover-step command from this node. */
+static void step_cmd(const struct afc_executor *x, afc_epoch epoch, enum afc_fo_step step,
+                     const char *detail, struct afc_cmd *cmd)
+{
+    memset(cmd, 0, sizeof *cmd);
+    cmd->op = AFC_OP_FAILOVER_STEP;
+    cmd->wall_ms = wall_now_ms();
+    snprintf(cmd->by, sizeof cmd->by, "%s", self_name(x));
+    cmd->u.failover_step.epoch = epoch;
+    cmd->u.failover_step.step = (uint8_t)step;
+    snprintf(cmd->u.failover_step.detail, sizeof cmd->u.failover_step.detail, "%s", detail);
+}
+
 static void report_step(struct afc_executor *x, enum afc_fo_step step, uint32_t timeline,
                         uint64_t lsn, const char *detail)
 {
     struct afc_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.op = AFC_OP_FAILOVER_STEP;
-    cmd.wall_ms = wall_now_ms();
-    snprintf(cmd.by, sizeof cmd.by, "%s", self_name(x));
-    cmd.u.failover_step.epoch = x->epoch;
-    cmd.u.failover_step.step = (uint8_t)step;
+    step_cmd(x, x->epoch, step, detail, &cmd);
     cmd.u.failover_step.timeline = timeline;
     cmd.u.failover_step.lsn = lsn;
-    snprintf(cmd.u.failover_step.detail, sizeof cmd.u.failover_step.detail, "%s", detail);
     x->step_reported = step;
     if (afc_report_send(x->d, &cmd, step_report_cb, x) != 0) {
         x->step_reported = AFC_FO_NONE; /* no leader right now: the next tick tries again */
@@ -415,13 +422,7 @@ static void leader_report(struct afc_executor *x, const struct afc_failover *f,
                           enum afc_fo_step step, const char *detail)
 {
     struct afc_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.op = AFC_OP_FAILOVER_STEP;
-    cmd.wall_ms = wall_now_ms();
-    snprintf(cmd.by, sizeof cmd.by, "%s", self_name(x));
-    cmd.u.failover_step.epoch = f->epoch;
-    cmd.u.failover_step.step = (uint8_t)step;
-    snprintf(cmd.u.failover_step.detail, sizeof cmd.u.failover_step.detail, "%s", detail);
+    step_cmd(x, f->epoch, step, detail, &cmd);
     x->done_epoch = f->epoch;
     if (afc_report_send(x->d, &cmd, done_report_cb, x) != 0) {
         x->done_epoch = 0;
