@@ -73,13 +73,6 @@ struct afc_agent {
     bool local_dead; /* we gave up restarting our authorized primary (reported to the leader) */
 };
 
-static int64_t wall_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t now_ms(const struct afc_agent *a)
 {
     return uv_now(a->d->loop);
@@ -92,10 +85,7 @@ static const struct afc_state *state_of(const struct afc_agent *a)
 
 static void cmd_init(const struct afc_agent *a, struct afc_cmd *cmd, enum afc_op op)
 {
-    memset(cmd, 0, sizeof *cmd);
-    cmd->op = op;
-    cmd->wall_ms = wall_now_ms();
-    snprintf(cmd->by, sizeof cmd->by, "%s", a->d->cfg.region);
+    afc_cmd_start(cmd, op, a->d->cfg.region);
 }
 
 /* ---- observations ---- */
@@ -623,7 +613,7 @@ int afc_agent_start(struct afc_daemon *d, struct afc_err *err)
      * A primary found running is fenced until a renewal sent by this run has been applied. */
     a->lease_valid_until_ms = 0;
     a->lease_epoch = afc_node_state(&d->node)->epoch;
-    a->renew_seq = (uint64_t)wall_now_ms(); /* never reuse a previous run's sequence numbers */
+    a->renew_seq = (uint64_t)afc_wall_now_ms(); /* never reuse a previous run's sequence numbers */
     d->agent = a;
     int rv = start_prober(a, err);
     if (rv != 0) {

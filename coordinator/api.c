@@ -19,6 +19,7 @@
 #include "coordinator/daemon.h"
 #include "coordinator/faultpoints.h"
 #include "coordinator/http_internal.h"
+#include "coordinator/report.h"
 
 #define CT_JSON    "application/json"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -324,13 +325,6 @@ static const char *check_auth(struct http_req *r)
     return NULL;
 }
 
-static int64_t wall_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A proposal in flight. Freed by its callback (which always runs once); `r` is cleared if the
  * request ends first. */
 struct pause_op {
@@ -385,10 +379,7 @@ static void propose_pause(struct http_req *r, bool paused, const char *reason)
         return;
     }
     struct afc_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.op = AFC_OP_PAUSE;
-    cmd.wall_ms = wall_now_ms();
-    snprintf(cmd.by, sizeof cmd.by, "%s", d->cfg.region);
+    afc_cmd_start(&cmd, AFC_OP_PAUSE, d->cfg.region);
     cmd.u.pause.paused = paused;
     snprintf(cmd.u.pause.reason, sizeof cmd.u.pause.reason, "%s", reason);
     op->prop.data = op;

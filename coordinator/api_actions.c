@@ -24,6 +24,7 @@
 #include "coordinator/agent.h"
 #include "coordinator/daemon.h"
 #include "coordinator/http_internal.h"
+#include "coordinator/report.h"
 
 struct action_op {
     struct afc_propose prop;
@@ -34,13 +35,6 @@ struct action_op {
     uint64_t may_lose_bytes;
     bool planned;
 };
-
-static int64_t wall_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int member_index(const struct afc_state *s, const char *name)
 {
@@ -183,10 +177,7 @@ static void begin(struct http_req *r, bool planned)
         return;
     }
     struct afc_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.op = AFC_OP_FAILOVER_BEGIN;
-    cmd.wall_ms = wall_now_ms();
-    snprintf(cmd.by, sizeof cmd.by, "%s", d->cfg.region);
+    afc_cmd_start(&cmd, AFC_OP_FAILOVER_BEGIN, d->cfg.region);
     cmd.u.failover_begin.expect_epoch = s->epoch;
     snprintf(cmd.u.failover_begin.from, AFC_NAME_MAX, "%s", s->primary);
     snprintf(cmd.u.failover_begin.to, AFC_NAME_MAX, "%s", to);

@@ -16,6 +16,7 @@
 
 #include "coordinator/daemon.h"
 #include "coordinator/http_internal.h"
+#include "coordinator/report.h"
 
 struct drain_req {
     char region[AFC_NAME_MAX];
@@ -30,13 +31,6 @@ struct drain_op {
     struct http_req *r;
     struct drain_req req;
 };
-
-static int64_t wall_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Returns NULL and fills *out, or the reason the body is refused (static text). */
 static const char *parse_body(const char *body, size_t len, struct drain_req *out)
@@ -112,10 +106,7 @@ static void propose_drain(struct http_req *r, const struct drain_req *req)
         return;
     }
     struct afc_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.op = AFC_OP_DRAIN;
-    cmd.wall_ms = wall_now_ms();
-    snprintf(cmd.by, sizeof cmd.by, "%s", d->cfg.region);
+    afc_cmd_start(&cmd, AFC_OP_DRAIN, d->cfg.region);
     snprintf(cmd.u.drain.region, sizeof cmd.u.drain.region, "%s", req->region);
     cmd.u.drain.drained = req->drained;
     snprintf(cmd.u.drain.reason, sizeof cmd.u.drain.reason, "%s", req->reason);

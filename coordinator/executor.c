@@ -62,13 +62,6 @@ enum action {
     ACT_REWIND,
 };
 
-static int64_t wall_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t now_ms(const struct afc_executor *x)
 {
     return uv_now(x->d->loop);
@@ -182,10 +175,7 @@ static void step_report_cb(void *data, int status, enum afc_apply_result result)
 static void step_cmd(const struct afc_executor *x, afc_epoch epoch, enum afc_fo_step step,
                      const char *detail, struct afc_cmd *cmd)
 {
-    memset(cmd, 0, sizeof *cmd);
-    cmd->op = AFC_OP_FAILOVER_STEP;
-    cmd->wall_ms = wall_now_ms();
-    snprintf(cmd->by, sizeof cmd->by, "%s", self_name(x));
+    afc_cmd_start(cmd, AFC_OP_FAILOVER_STEP, self_name(x));
     cmd->u.failover_step.epoch = epoch;
     cmd->u.failover_step.step = (uint8_t)step;
     snprintf(cmd->u.failover_step.detail, sizeof cmd->u.failover_step.detail, "%s", detail);
@@ -595,10 +585,7 @@ static void quarantined(struct afc_executor *x, bool ok, const char *output)
     }
     afc_event("wal-quarantined", "region=%s %s", x->d->cfg.region, line);
     struct afc_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.op = AFC_OP_NOTE;
-    cmd.wall_ms = wall_now_ms();
-    snprintf(cmd.by, sizeof cmd.by, "%s", self_name(x));
+    afc_cmd_start(&cmd, AFC_OP_NOTE, self_name(x));
     snprintf(cmd.u.note.kind, sizeof cmd.u.note.kind, "%s", "wal-quarantined");
     snprintf(cmd.u.note.detail, sizeof cmd.u.note.detail, "%.120s", line); /* by = region */
     afc_report_send(x->d, &cmd, NULL, NULL);

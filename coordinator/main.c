@@ -31,13 +31,6 @@ enum {
     EXIT_DIVERGED = 4,
 };
 
-static int64_t wall_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool afc_daemon_is_ready(const struct afc_daemon *d)
 {
     const struct afc_node *n = &d->node;
@@ -63,10 +56,7 @@ static void init_cb(struct afc_propose *req, int status, enum afc_apply_result r
 
 static void build_init_cmd(const struct afc_daemon *d, struct afc_cmd *cmd)
 {
-    memset(cmd, 0, sizeof *cmd);
-    cmd->op = AFC_OP_INIT;
-    cmd->wall_ms = wall_now_ms();
-    snprintf(cmd->by, sizeof cmd->by, "%s", d->cfg.region);
+    afc_cmd_start(cmd, AFC_OP_INIT, d->cfg.region);
     cmd->u.init.n_members = d->cfg.n_members;
     for (unsigned i = 0; i < d->cfg.n_members; i++) {
         const struct afc_config_member *m = &d->cfg.members[i];
@@ -376,7 +366,7 @@ int main(int argc, char **argv)
     uv_loop_init(&loop);
     d.loop = &loop;
     d.started_mono_ms = uv_now(&loop);
-    d.started_wall_ms = wall_now_ms();
+    d.started_wall_ms = afc_wall_now_ms();
     int code = run(&d);
     afc_agent_free(&d);
     int rv = uv_loop_close(&loop);

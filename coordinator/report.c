@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -52,6 +53,21 @@ static void complete(struct afc_report *r, int status, enum afc_apply_result res
         r->cb(r->data, status, result);
     }
     free(r);
+}
+
+int64_t afc_wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void afc_cmd_start(struct afc_cmd *cmd, enum afc_op op, const char *by)
+{
+    memset(cmd, 0, sizeof *cmd);
+    cmd->op = op;
+    cmd->wall_ms = afc_wall_now_ms();
+    snprintf(cmd->by, sizeof cmd->by, "%s", by);
 }
 
 void afc_sign_hex(const unsigned char *secret, size_t secret_len, const void *body, size_t len,

@@ -34,6 +34,14 @@ int afc_report_send(struct afc_daemon *d, const struct afc_cmd *cmd, afc_report_
  * closes). Reports proposed locally complete through the node's close. */
 void afc_report_abort_all(struct afc_daemon *d);
 
+/* Start a command: zeroed, `op`, the wall clock now (for history display only, never decisions)
+ * and `by` (this node's region). The one place every proposer begins a command. */
+void afc_cmd_start(struct afc_cmd *cmd, enum afc_op op, const char *by);
+
+/* Wall-clock milliseconds since the epoch: for display and sequence seeds, never for timeouts
+ * (those use the loop's monotonic clock). */
+int64_t afc_wall_now_ms(void);
+
 /* HMAC-SHA256(secret, body) as lowercase hex, NUL-terminated (out has AFC_SIGNATURE_HEX + 1). */
 void afc_sign_hex(const unsigned char *secret, size_t secret_len, const void *body, size_t len,
                   char out[AFC_SIGNATURE_HEX + 1]);
