@@ -14,8 +14,7 @@
 #include "afc/failover.h"
 #include "afc/state.h"
 #include "tests/test.h"
-
-static const char *const R[3] = {"us-east-2", "eu-west-1", "ap-south-1"};
+#include "tests/unit/cluster_fixture.h"
 
 static struct afc_cmd mk(enum afc_op op)
 {
@@ -194,36 +193,6 @@ static struct afc_decide_config cfg3(void)
     c.cooldown_ms = 300000;
     c.n_members = 3;
     return c;
-}
-
-static void set_obs(struct afc_state *s, int i, int j, bool healthy, enum afc_pg_role role,
-                    uint64_t lsn)
-{
-    struct afc_pg_obs *o = &s->obs[i][j];
-    memset(o, 0, sizeof *o);
-    o->valid = true;
-    o->healthy = healthy;
-    o->role = role;
-    o->lsn = lsn;
-}
-
-/* us-east-2 primary at epoch 3; eu-west-1 (lsn 1000) ahead of ap-south-1 (900). */
-static void healthy_cluster(struct afc_state *s)
-{
-    memset(s, 0, sizeof *s);
-    s->n_members = 3;
-    for (unsigned i = 0; i < 3; i++) {
-        s->members[i].id = i + 1;
-        snprintf(s->members[i].name, AFC_NAME_MAX, "%s", R[i]);
-    }
-    s->epoch = 3;
-    snprintf(s->primary, AFC_NAME_MAX, "%s", R[0]);
-    s->failover.step = AFC_FO_DONE;
-    for (int i = 0; i < 3; i++) {
-        set_obs(s, i, 0, true, AFC_PG_PRIMARY, 1000);
-        set_obs(s, i, 1, true, AFC_PG_REPLICA, 1000);
-        set_obs(s, i, 2, true, AFC_PG_REPLICA, 900);
-    }
 }
 
 static const struct afc_predicate *pred(const struct afc_decision *d, const char *name)
