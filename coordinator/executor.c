@@ -1,5 +1,5 @@
 /*
- * Executing the failover steps (ARCHITECTURE.md §5) and keeping the local PostgreSQL running.
+ * Executing the failover steps (ARCHITECTURE.md §5).
  *
  * Called from the agent's tick. Each node looks at the committed failover record and its own
  * role in it, and runs at most one external action at a time (psql, pg_ctl, pg_rewind through
@@ -14,9 +14,8 @@
  *   other replicas:     DECIDED  → detach (stop following the old primary)
  *                       PROMOTED → follow the new primary (ALTER SYSTEM + reload, no restart)
  *   leader:             PROMOTED → DONE once every live replica streams from the new primary
- *   own PostgreSQL down (not paused): restart it if this region is the authorized primary or a
- *   replica; if it is the deposed old primary, pg_rewind it from the new primary and start it as
- *   a replica (rejoin).
+ * Keeping this node's own PostgreSQL running, and the deposed old primary's rejoin, are in
+ * executor_rejoin.c.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -30,13 +29,11 @@
 #include "afc/run.h"
 #include "coordinator/daemon.h"
 #include "coordinator/executor.h"
+#include "coordinator/executor_internal.h"
 #include "coordinator/faultpoints.h"
 #include "coordinator/report.h"
 
-#define SQL_TIMEOUT_MS     15000
 #define PROMOTE_TIMEOUT_MS 70000
-#define START_TIMEOUT_MS   90000
-#define REWIND_TIMEOUT_MS  300000
 #define CATCHUP_MAX_MS     5000  /* candidate waits at most this for replay to catch up */
 #define OLD_STOP_MAX_MS    30000 /* switchover: the old primary must have stopped by then */
 #define REPOINT_RETRY_MS   10000 /* re-point again if still not streaming from the new primary */
@@ -48,59 +45,12 @@
 #define FENCED_DEADLINE_MS         150000
 #define SILENT_DECIDED_DEADLINE_MS 5000
 #define SILENT_FENCED_DEADLINE_MS  30000
-#define DOWN_BEFORE_START_MS       500 /* own PostgreSQL refused connections this long → act */
-
-enum action {
-    ACT_NONE = 0,
-    ACT_DETACH,
-    ACT_CATCHUP,
-    ACT_PROMOTE,
-    ACT_REPOINT,
-    ACT_START,
-    ACT_QUARANTINE,
-    ACT_SLOTS,
-    ACT_REWIND,
-};
-
-static uint64_t now_ms(const struct afc_executor *x)
-{
-    return uv_now(x->d->loop);
-}
-
-static const struct afc_state *state_of(const struct afc_executor *x)
-{
-    return afc_node_state(&x->d->node);
-}
-
-static const char *self_name(const struct afc_executor *x)
-{
-    return x->d->cfg.region;
-}
-
-static const struct afc_config_member *cfg_member(const struct afc_executor *x, const char *name)
-{
-    for (unsigned i = 0; i < x->d->cfg.n_members; i++) {
-        if (strcmp(x->d->cfg.members[i].name, name) == 0) {
-            return &x->d->cfg.members[i];
-        }
-    }
-    return NULL;
-}
-
-/* Replication slot name of a region: '-' is not allowed in slot names. */
-static void slot_name(const char *region, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s", region);
-    for (char *c = out; *c; c++) {
-        *c = *c == '-' ? '_' : *c;
-    }
-}
 
 /* ---- running things ---- */
 
 static void action_done(struct afc_executor *x, enum action act, bool ok, const char *output);
 
-static void run_cb(struct afc_run *run, const struct afc_run_result *res, void *data)
+void exec_run_cb(struct afc_run *run, const struct afc_run_result *res, void *data)
 {
     struct afc_executor *x = data;
     (void)run;
@@ -117,14 +67,14 @@ static void run_cb(struct afc_run *run, const struct afc_run_result *res, void *
     }
 }
 
-static void start_action(struct afc_executor *x, enum action act, const char *what,
-                         const char *const *argv, unsigned timeout_ms)
+void exec_start_action(struct afc_executor *x, enum action act, const char *what,
+                       const char *const *argv, unsigned timeout_ms)
 {
     struct afc_run_options opt = {
         .argv = argv, .run_as = x->d->cfg.pg_run_as, .timeout_ms = timeout_ms};
     struct afc_err err = {0};
     snprintf(x->what, sizeof x->what, "%s", what);
-    if (afc_run_start(x->d->loop, &opt, run_cb, x, NULL, &err) == 0) {
+    if (afc_run_start(x->d->loop, &opt, exec_run_cb, x, NULL, &err) == 0) {
         x->running = act;
     } else {
         afc_error("while %s: %s", what, err.msg);
@@ -154,7 +104,7 @@ static void run_sql(struct afc_executor *x, enum action act, const char *what,
         argv[n++] = stmts[i];
     }
     argv[n] = NULL;
-    start_action(x, act, what, argv, timeout_ms);
+    exec_start_action(x, act, what, argv, timeout_ms);
 }
 
 /* ---- reports ---- */
@@ -476,212 +426,6 @@ static void leader_tick(struct afc_executor *x, const struct afc_failover *f)
                   all ? "replicas follow the new primary" : "closed with replicas lagging");
 }
 
-/* ---- keeping the local PostgreSQL running, and rejoin ---- */
-
-static bool file_exists(const char *dir, const char *name)
-{
-    char path[AFC_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return access(path, F_OK) == 0;
-}
-
-static void pg_start(struct afc_executor *x, const char *why)
-{
-    const struct afc_config *c = &x->d->cfg;
-    char pg_ctl[AFC_PATH_MAX + 16];
-    snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", c->pg_bin_dir);
-    const char *argv[16];
-    unsigned n = 0;
-    argv[n++] = pg_ctl;
-    argv[n++] = "start";
-    argv[n++] = "-w";
-    argv[n++] = "-t";
-    argv[n++] = "60";
-    argv[n++] = "-D";
-    argv[n++] = c->pg_data_dir;
-    if (c->pg_options[0] != '\0') {
-        argv[n++] = "-o";
-        argv[n++] = c->pg_options;
-    }
-    if (c->pg_log_file[0] != '\0') {
-        argv[n++] = "-l";
-        argv[n++] = c->pg_log_file;
-    }
-    argv[n] = NULL;
-    afc_event("pg-starting", "region=%s reason=%s", c->region, why);
-    start_action(x, ACT_START, "starting PostgreSQL", argv, START_TIMEOUT_MS);
-}
-
-/*
- * Before pg_rewind overwrites anything: keep the old primary's divergent WAL for the operator.
- * The fork point comes from the new primary's timeline history file (exact); the segments of the
- * old timeline from the fork on are copied to QUARANTINE/epoch-N-timeline-T/, and pg_waldump
- * finds where that WAL ends and lists its records. The last line of output is the summary.
- * Arguments: bin_dir data_dir quarantine_root epoch source_conninfo. Needs superuser (or
- * pg_read_server_files) on the new primary for pg_read_file.
- */
-static const char quarantine_sh[] =
-    "set -eu\n"
-    "bin=$1; data=$2; qroot=$3; epoch=$4; src=$5\n"
-    "tl=$(\"$bin/pg_controldata\" \"$data\" | sed -n \"s/^Latest checkpoint's TimeLineID: *//p\")\n"
-    "q() { \"$bin/psql\" -X -A -t -q -v ON_ERROR_STOP=1 -d \"$src\" -c \"$1\"; }\n"
-    "newtl=$(q \"SELECT ('x'||substr(pg_walfile_name(pg_current_wal_lsn()),1,8))::bit(32)::int\")\n"
-    "hist=$(printf 'pg_wal/%08X.history' \"$newtl\")\n"
-    "fork=$(q \"SELECT split_part(l, E'\\t', 2) FROM regexp_split_to_table(pg_read_file('$hist'), "
-    "E'\\n') l WHERE split_part(l, E'\\t', 1) = '$tl'\")\n"
-    "[ -n \"$fork\" ] || { echo \"no fork point for timeline $tl in $hist\"; exit 3; }\n"
-    "hi=${fork%/*}; lo=${fork#*/}\n"
-    "first=$(printf '%08X%08X%08X' \"$tl\" \"$((0x$hi))\" \"$((0x$lo >> 24))\")\n"
-    "dir=\"$qroot/epoch-$epoch-timeline-$tl\"\n"
-    "mkdir -p \"$dir\"\n"
-    "n=0\n"
-    "for f in \"$data\"/pg_wal/$(printf '%08X' \"$tl\")*; do\n"
-    "  b=${f##*/}; case $b in *.*) continue;; esac\n"
-    "  if [ ! \"$b\" \\< \"$first\" ]; then cp -p \"$f\" \"$dir/\"; n=$((n+1)); fi\n"
-    "done\n"
-    "end=$(\"$bin/pg_waldump\" -p \"$dir\" -t \"$tl\" -s \"$fork\" 2>&1 >\"$dir/records.txt\" | "
-    "sed -n 's/.* at \\([0-9A-F]*\\/[0-9A-F]*\\).*/\\1/p' | head -n 1) || true\n"
-    "rec=$(wc -l <\"$dir/records.txt\")\n"
-    "printf 'fork_lsn=%s end_lsn=%s timeline=%s segments=%s records=%s dir=%s\\n' \"$fork\" "
-    "\"${end:-unknown}\" \"$tl\" \"$n\" \"$rec\" \"$dir\" | tee \"$dir/QUARANTINE.txt\"\n";
-
-static void quarantine_wal(struct afc_executor *x, const char *primary)
-{
-    const struct afc_config *c = &x->d->cfg;
-    const struct afc_config_member *m = cfg_member(x, primary);
-    if (m == NULL || m->postgres[0] == '\0') {
-        return;
-    }
-    char root[AFC_PATH_MAX + 16], epoch[24];
-    snprintf(root, sizeof root, "%s.quarantine", c->pg_data_dir);
-    snprintf(epoch, sizeof epoch, "%" PRIu64, state_of(x)->epoch);
-    const char *argv[] = {"/bin/sh",      "-c", quarantine_sh, "quarantine", c->pg_bin_dir,
-                          c->pg_data_dir, root, epoch,         m->postgres,  NULL};
-    struct afc_run_options opt = {.argv = argv, .timeout_ms = SQL_TIMEOUT_MS * 4};
-    struct afc_err err = {0};
-    snprintf(x->what, sizeof x->what, "%s", "saving the divergent WAL");
-    snprintf(x->rewind_from, sizeof x->rewind_from, "%s", primary);
-    /* as the daemon itself, not run_as: the folder is beside the data directory */
-    if (afc_run_start(x->d->loop, &opt, run_cb, x, NULL, &err) == 0) {
-        x->running = ACT_QUARANTINE;
-    } else {
-        afc_error("while saving the divergent WAL: %s", err.msg);
-    }
-}
-
-/* The last line of the script's output, into history and the log. */
-static void quarantined(struct afc_executor *x, bool ok, const char *output)
-{
-    const char *last = output, *nl;
-    while ((nl = strchr(last, '\n')) != NULL && nl[1] != '\0') {
-        last = nl + 1;
-    }
-    char line[AFC_DETAIL_MAX];
-    snprintf(line, sizeof line, "%.*s", (int)strcspn(last, "\n"), last);
-    x->quarantined_epoch = state_of(x)->epoch;
-    if (!ok) {
-        afc_event("wal-quarantine-failed", "region=%s detail=\"%s\"", x->d->cfg.region, line);
-        return; /* rejoin anyway: a stopped old primary helps nobody; the operator is told */
-    }
-    afc_event("wal-quarantined", "region=%s %s", x->d->cfg.region, line);
-    struct afc_cmd cmd;
-    afc_cmd_start(&cmd, AFC_OP_NOTE, self_name(x));
-    snprintf(cmd.u.note.kind, sizeof cmd.u.note.kind, "%s", "wal-quarantined");
-    snprintf(cmd.u.note.detail, sizeof cmd.u.note.detail, "%.120s", line); /* by = region */
-    afc_report_send(x->d, &cmd, NULL, NULL);
-}
-
-static void rewind_from(struct afc_executor *x, const char *primary)
-{
-    const struct afc_config *c = &x->d->cfg;
-    const struct afc_config_member *m = cfg_member(x, primary);
-    if (m == NULL || m->postgres[0] == '\0') {
-        return;
-    }
-    char pg_rewind[AFC_PATH_MAX + 16], source[AFC_PATH_MAX + 96], slot[AFC_NAME_MAX];
-    slot_name(c->region, slot, sizeof slot);
-    snprintf(pg_rewind, sizeof pg_rewind, "%s/pg_rewind", c->pg_bin_dir);
-    snprintf(source, sizeof source, "--source-server=%s application_name=%s", m->postgres, slot);
-    const char *argv[] = {pg_rewind, "-D", c->pg_data_dir, source, "-R", NULL};
-    snprintf(x->rewind_from, sizeof x->rewind_from, "%s", primary);
-    afc_event("rejoining", "region=%s from=%s epoch=%" PRIu64, c->region, primary,
-              state_of(x)->epoch);
-    start_action(x, ACT_REWIND, "rewinding to rejoin", argv, REWIND_TIMEOUT_MS);
-}
-
-/* After pg_rewind -R: name our slot too (the -R conninfo has no slot), then start. */
-static void rewound(struct afc_executor *x)
-{
-    char path[AFC_PATH_MAX + 32], slot[AFC_NAME_MAX];
-    slot_name(x->d->cfg.region, slot, sizeof slot);
-    snprintf(path, sizeof path, "%s/postgresql.auto.conf", x->d->cfg.pg_data_dir);
-    FILE *f = fopen(path, "a");
-    if (f != NULL) {
-        fprintf(f, "primary_slot_name = '%s'\n", slot);
-        fclose(f);
-    }
-    afc_event("rewound", "region=%s from=%s", x->d->cfg.region, x->rewind_from);
-    pg_start(x, "rejoin as a replica");
-}
-
-/* The authorized primary, as a rewind source: a majority of observers must see it healthy (a
- * dead region's own coordinator never reports its death, so its last word cannot be trusted). */
-static bool primary_is_up(const struct afc_executor *x, const char **name)
-{
-    const struct afc_state *s = state_of(x);
-    unsigned n = s->n_members < AFC_MAX_MEMBERS ? s->n_members : AFC_MAX_MEMBERS;
-    for (unsigned j = 0; j < n; j++) {
-        if (strcmp(s->members[j].name, s->primary) != 0) {
-            continue;
-        }
-        unsigned healthy = 0;
-        for (unsigned i = 0; i < n; i++) {
-            healthy +=
-                s->obs[i][j].valid && s->obs[i][j].healthy && s->obs[i][j].role == AFC_PG_PRIMARY;
-        }
-        *name = s->members[j].name;
-        return healthy >= n / 2 + 1;
-    }
-    return false;
-}
-
-static void local_tick(struct afc_executor *x)
-{
-    const struct afc_state *s = state_of(x);
-    /* the raw last probe, not the hysteresis: a restart must begin well within the lease */
-    bool down = x->local != NULL && x->local_refused;
-    if (!down || s->paused || s->epoch == 0 || now_ms(x) < x->hold_until_ms) {
-        x->down_since_ms = 0;
-        return;
-    }
-    if (x->down_since_ms == 0) {
-        x->down_since_ms = now_ms(x);
-    }
-    if (now_ms(x) - x->down_since_ms < DOWN_BEFORE_START_MS) {
-        return;
-    }
-    const char *dir = x->d->cfg.pg_data_dir;
-    const char *primary = NULL;
-    x->down_since_ms = now_ms(x); /* retry no sooner than DOWN_BEFORE_START_MS after this */
-    if (strcmp(s->primary, self_name(x)) == 0) {
-        /* Only while we hold the lease: a primary that fenced itself because its lease ran out
-         * (cut off from the quorum) must stay down, whatever its stale view of the state says. */
-        if (x->lease_valid) {
-            x->restarting_since_ms = x->restarting_since_ms ? x->restarting_since_ms : now_ms(x);
-            pg_start(x, "authorized primary is down");
-        }
-    } else if (file_exists(dir, "standby.signal")) {
-        pg_start(x, "replica is down");
-    } else if (primary_is_up(x, &primary)) {
-        /* the deposed old primary: first keep its divergent WAL, then rewind it */
-        if (x->quarantined_epoch != s->epoch) {
-            quarantine_wal(x, primary);
-        } else {
-            rewind_from(x, primary);
-        }
-    }
-}
-
 /* ---- results ---- */
 
 static void action_done(struct afc_executor *x, enum action act, bool ok, const char *output)
@@ -715,20 +459,9 @@ static void action_done(struct afc_executor *x, enum action act, bool ok, const 
         x->slots_done = ok;
         break;
     case ACT_QUARANTINE:
-        quarantined(x, ok, output);
-        x->down_since_ms = 0; /* rewind at the next tick */
-        break;
     case ACT_REWIND:
-        if (ok) {
-            rewound(x);
-        } else {
-            afc_event("rejoin-failed", "region=%s from=%s", x->d->cfg.region, x->rewind_from);
-            x->hold_until_ms = now_ms(x) + 5000; /* try again later, not every tick */
-        }
-        break;
     case ACT_START:
-        /* give the probe time to see it up before judging it down again */
-        x->hold_until_ms = ok ? now_ms(x) + 3000 : 0;
+        exec_local_done(x, act, ok, output);
         break;
     case ACT_REPOINT:
     case ACT_NONE:
@@ -777,7 +510,7 @@ void afc_executor_tick(struct afc_executor *x, const struct afc_pg_obs *local, b
         replica_tick(x, f);
     }
     if (x->running == ACT_NONE) {
-        local_tick(x);
+        exec_local_tick(x);
     }
     (void)own_obs;
 }
