@@ -63,7 +63,7 @@ int codec_pack_obs_fields(msgpack_packer *pk, const struct afc_pg_obs *o)
            codec_pack_kv_u64(pk, "lag_ms", o->lag_ms) |
            codec_pack_kv_str(pk, "upstream", o->upstream) |
            codec_pack_kv_bool(pk, "local_dead", o->local_dead) |
-           codec_pack_kv_i64(pk, "t_obs", o->wall_ms);
+           codec_pack_kv_i64(pk, "t_obs", o->wall_ms) | codec_pack_kv_u64(pk, "seq", o->seq);
 }
 
 int codec_decode_obs_fields(const msgpack_object *m, struct afc_pg_obs *o, struct afc_err *why)
@@ -76,7 +76,8 @@ int codec_decode_obs_fields(const msgpack_object *m, struct afc_pg_obs *o, struc
         codec_get_u32(m, "lag_ms", &o->lag_ms, why) != 0 ||
         codec_get_str(m, "upstream", o->upstream, sizeof o->upstream, why) != 0 ||
         codec_get_bool(m, "local_dead", &o->local_dead, why) != 0 ||
-        codec_get_i64(m, "t_obs", &o->wall_ms, why) != 0) {
+        codec_get_i64(m, "t_obs", &o->wall_ms, why) != 0 ||
+        codec_get_u64(m, "seq", &o->seq, why) != 0) {
         return AFC_EMALFORMED;
     }
     return 0;

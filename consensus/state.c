@@ -473,7 +473,17 @@ static enum afc_apply_result apply_digest(struct afc_fsm *fsm, uint64_t index,
 static enum afc_apply_result apply_note(struct afc_fsm *fsm, uint64_t index,
                                         const struct afc_cmd *c, struct afc_err *why)
 {
-    (void)why;
+    /* The same note again (a retried or replayed report: same kind, detail and proposer's clock)
+     * is not a second event. */
+    const struct afc_state *s = &fsm->state;
+    for (unsigned k = 0; k < s->history_len; k++) {
+        const struct afc_event *e = &s->history[k];
+        if (e->wall_ms == c->wall_ms && strcmp(e->kind, c->u.note.kind) == 0 &&
+            strcmp(e->detail, c->u.note.detail) == 0) {
+            afc_err_set(why, 0, "note %s: already recorded at index %" PRIu64, e->kind, e->index);
+            return AFC_APPLY_NOOP;
+        }
+    }
     state_record_event(&fsm->state, index, c->wall_ms, c->u.note.kind, "%s", c->u.note.detail);
     return AFC_APPLY_OK;
 }

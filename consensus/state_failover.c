@@ -81,7 +81,16 @@ enum afc_apply_result state_apply_observe(struct afc_fsm *fsm, uint64_t index,
     }
     struct afc_pg_obs *old = &s->obs[i][j], now = c->u.observe.obs;
     now.valid = true;
+    /* Reports travel concurrently and may be retried or replayed: only a newer one counts. */
+    if (old->valid && now.seq <= old->seq) {
+        afc_err_set(why, AFC_ESTALESEQ,
+                    "observe: %s on %s: seq %" PRIu64 " is not after %" PRIu64
+                    " (a delayed or replayed report)",
+                    c->u.observe.observer, c->u.observe.target, now.seq, old->seq);
+        return AFC_APPLY_REJECTED_STALE;
+    }
     if (old->valid && same_obs(old, &now)) {
+        old->seq = now.seq; /* so that an older report with other facts stays refused */
         afc_err_set(why, 0, "observe: %s on %s unchanged", c->u.observe.observer,
                     c->u.observe.target);
         return AFC_APPLY_NOOP;
@@ -108,6 +117,16 @@ enum afc_apply_result state_apply_renew(struct afc_fsm *fsm, uint64_t index,
         afc_err_set(why, AFC_ESTALEEPOCH,
                     "renew %s epoch %" PRIu64 ": authorized primary is %s at epoch %" PRIu64,
                     c->u.renew.region, c->u.renew.epoch, or_none(s->primary), s->epoch);
+        return AFC_APPLY_REJECTED_STALE;
+    }
+    /* The renewer's sequence only grows (seeded from its wall clock at start): a delayed or
+     * replayed renewal must not extend the lease. */
+    if (strcmp(s->lease.region, c->u.renew.region) == 0 && s->lease.epoch == c->u.renew.epoch &&
+        c->u.renew.seq <= s->lease.seq) {
+        afc_err_set(why, AFC_ESTALESEQ,
+                    "renew %s epoch %" PRIu64 ": seq %" PRIu64 " is not after %" PRIu64
+                    " (a delayed or replayed renewal)",
+                    c->u.renew.region, c->u.renew.epoch, c->u.renew.seq, s->lease.seq);
         return AFC_APPLY_REJECTED_STALE;
     }
     snprintf(s->lease.region, sizeof s->lease.region, "%s", c->u.renew.region);

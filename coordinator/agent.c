@@ -53,6 +53,7 @@ struct afc_agent {
     bool stopping;
     bool tick_closed, prober_stopped;
     void (*stop_cb)(struct afc_daemon *d);
+    uint64_t obs_seq; /* last observation sequence number used (seeded from the wall clock) */
     /* lease (§4.2) */
     uint64_t renew_seq;
     uint64_t renew_sent_ms[RENEW_RING];
@@ -90,6 +91,24 @@ static void cmd_init(const struct afc_agent *a, struct afc_cmd *cmd, enum afc_op
 
 /* ---- observations ---- */
 
+/* The sequence number of our next report on `target`: above every one this run used, and above
+ * the last one committed from us (a previous run whose clock ran ahead of ours). */
+static uint64_t next_obs_seq(struct afc_agent *a, const char *target)
+{
+    const struct afc_state *s = state_of(a);
+    uint64_t seq = a->obs_seq + 1;
+    int i = -1, j = -1;
+    for (unsigned k = 0; k < s->n_members && k < AFC_MAX_MEMBERS; k++) {
+        i = strcmp(s->members[k].name, a->d->cfg.region) == 0 ? (int)k : i;
+        j = strcmp(s->members[k].name, target) == 0 ? (int)k : j;
+    }
+    if (i >= 0 && j >= 0 && s->obs[i][j].valid && s->obs[i][j].seq >= seq) {
+        seq = s->obs[i][j].seq + 1;
+    }
+    a->obs_seq = seq;
+    return seq;
+}
+
 static void try_report(struct obs_slot *s);
 
 static void obs_report_cb(void *data, int status, enum afc_apply_result result)
@@ -121,6 +140,7 @@ static void try_report(struct obs_slot *s)
     snprintf(cmd.u.observe.target, AFC_NAME_MAX, "%s", a->d->cfg.members[s->member].name);
     cmd.u.observe.obs = *obs;
     cmd.u.observe.obs.wall_ms = cmd.wall_ms;
+    cmd.u.observe.obs.seq = next_obs_seq(a, cmd.u.observe.target);
     if ((int)s->target == a->self_target) {
         cmd.u.observe.obs.local_dead = a->local_dead; /* our own verdict on our PostgreSQL */
     }
@@ -233,6 +253,10 @@ static void maybe_renew(struct afc_agent *a)
     cmd_init(a, &cmd, AFC_OP_RENEW);
     snprintf(cmd.u.renew.region, AFC_NAME_MAX, "%s", a->d->cfg.region);
     cmd.u.renew.epoch = s->epoch;
+    if (strcmp(s->lease.region, a->d->cfg.region) == 0 && s->lease.epoch == s->epoch &&
+        s->lease.seq > a->renew_seq) {
+        a->renew_seq = s->lease.seq; /* a previous run's clock was ahead: stay above its seqs */
+    }
     cmd.u.renew.seq = ++a->renew_seq;
     /* §4.2: the lease counts from when the renewal was *sent*, so record that now */
     a->renew_sent_ms[a->renew_seq % RENEW_RING] = now_ms(a);
@@ -293,6 +317,7 @@ static void report_stopped(struct afc_agent *a)
     cmd.u.observe.obs.healthy = false;
     cmd.u.observe.obs.upstream[0] = '\0';
     cmd.u.observe.obs.wall_ms = cmd.wall_ms;
+    cmd.u.observe.obs.seq = next_obs_seq(a, cmd.u.observe.target);
     afc_report_send(a->d, &cmd, NULL, NULL); /* best effort: the probe reports it too */
 }
 
@@ -614,6 +639,7 @@ int afc_agent_start(struct afc_daemon *d, struct afc_err *err)
     a->lease_valid_until_ms = 0;
     a->lease_epoch = afc_node_state(&d->node)->epoch;
     a->renew_seq = (uint64_t)afc_wall_now_ms(); /* never reuse a previous run's sequence numbers */
+    a->obs_seq = a->renew_seq;
     d->agent = a;
     int rv = start_prober(a, err);
     if (rv != 0) {

@@ -32,7 +32,8 @@
     X(AFC_EDIVERGED, -17, "replicated state diverged")                                             \
     X(AFC_ECONFIG, -18, "invalid configuration")                                                   \
     X(AFC_EALREADY, -19, "already in that state")                                                  \
-    X(AFC_EINTERNAL, -20, "internal error")
+    X(AFC_EINTERNAL, -20, "internal error")                                                        \
+    X(AFC_ESTALESEQ, -21, "delayed or replayed report (sequence number not newer)")
 
 enum afc_error {
 #define AFC_ERR_ENUM(name, value, msg) name = value,

@@ -36,6 +36,8 @@ struct afc_pg_obs {
     char upstream[AFC_FO_NAME_MAX]; /* replica: region it streams from, "" if not streaming */
     bool local_dead; /* observer is the target's own coordinator and gave up restarting it */
     int64_t wall_ms; /* observer's wall clock when reported (display only) */
+    uint64_t seq;    /* observer's sequence number for this target: a report whose seq is not
+                        above the stored one is delayed or replayed, and refused */
 };
 
 /* ---- the failover step machine (§5 of the design) ---- */
@@ -158,6 +160,19 @@ void afc_decide(const struct afc_decide_input *in, struct afc_decision *out);
  */
 int afc_select_candidate(const struct afc_state *s, const struct afc_decide_config *cfg,
                          const char *exclude, char *why, unsigned why_cap);
+
+/*
+ * The candidate's last check before it reports FENCED: does another replica hold WAL it lacks?
+ * The leader ranked the candidates on observations that may be seconds old (LSNs are refreshed
+ * every few seconds); once a replica has stopped streaming from the old primary, its receive LSN
+ * cannot grow, and its coordinator reports it at once (the upstream changed). For every member
+ * other than `self` and `from` whose own coordinator reports a healthy replica: if its reported
+ * LSN is above own_lsn, it counts (an LSN only grows); if it still streams from `from`, *waiting
+ * is set (its LSN may still grow: ask again). Returns the member with the most WAL above own_lsn,
+ * or -1 when no replica is known to have more than the candidate.
+ */
+int afc_more_wal_elsewhere(const struct afc_state *s, const char *self, const char *from,
+                           uint64_t own_lsn, bool *waiting);
 
 /*
  * What-if for `aragoractl plan --assume-dead R`: the decision afc_decide() would make if R's

@@ -30,9 +30,12 @@ def mp_int(n):
 
 
 def mp_map(pairs):
-    out = bytes([0x80 | len(pairs)])
+    out = bytes([0x80 | len(pairs)]) if len(pairs) < 16 else b"\xde" + struct.pack(">H", len(pairs))
     for k, v in pairs:
-        out += mp_str(k) + (mp_int(v) if isinstance(v, int) else mp_str(v))
+        if isinstance(v, bool):
+            out += mp_str(k) + (b"\xc3" if v else b"\xc2")
+        else:
+            out += mp_str(k) + (mp_int(v) if isinstance(v, int) else mp_str(v))
     return out
 
 
@@ -96,6 +99,30 @@ def test_internal_propose(lab):
     test_lab.wait_for("the note at index %d on every node" % doc["index"], everywhere, timeout=20)
     print("  signed note committed at index %d and seen on all %d nodes"
           % (doc["index"], len(lab.regions)))
+
+    # A captured request sent again is accepted by the signature check, but changes nothing:
+    # the same note is no second event, an observation needs a newer sequence number.
+    status, body = propose(lab, leader, note, signed(lab, note))
+    assert status == 200 and json.loads(body)["result"] == "noop", (status, body)
+
+    def observe(seq, healthy, lsn):
+        return command("observe", follower, [
+            ("observer", follower), ("target", follower), ("healthy", healthy),
+            ("role", "replica" if healthy else "unknown"), ("timeline", 1), ("lsn", lsn),
+            ("replay_lsn", lsn), ("lag_ms", 0), ("upstream", ""), ("local_dead", False),
+            ("t_obs", int(time.time() * 1000)), ("seq", seq)])
+    base = int(time.time() * 1000) * 1000  # above anything the follower's agent uses
+    newer, older = observe(base + 2, True, 4096), observe(base + 1, False, 0)
+    results = []
+    for body_ in (newer, newer, older):
+        status, body = propose(lab, leader, body_, signed(lab, body_))
+        assert status == 200, (status, body)
+        results.append(json.loads(body)["result"])
+    assert results == ["ok", "rejected-stale", "rejected-stale"], results
+    status, c = test_lab.get_json(lab.url(leader), "/v1/cluster")
+    view = next(p for p in c["postgres"] if p["region"] == follower)
+    assert view["seen_by_its_own_coordinator"]["healthy"] is True, view
+    print("  replayed note: noop; replayed and delayed observations: %s" % results[1:])
 
 
 TESTS = [test_internal_propose]

@@ -28,6 +28,7 @@ static inline void sample_failover(struct afc_cmd *c)
         o->lag_ms = 120;
         snprintf(o->upstream, sizeof o->upstream, "us-east-2");
         o->wall_ms = 1718000000100;
+        o->seq = 1718000000042;
         break;
     }
     case AFC_OP_RENEW:
@@ -65,7 +66,7 @@ static inline bool obs_equal(const struct afc_pg_obs *a, const struct afc_pg_obs
     return a->healthy == b->healthy && a->role == b->role && a->timeline == b->timeline &&
            a->lsn == b->lsn && a->replay_lsn == b->replay_lsn && a->lag_ms == b->lag_ms &&
            strcmp(a->upstream, b->upstream) == 0 && a->local_dead == b->local_dead &&
-           a->wall_ms == b->wall_ms;
+           a->wall_ms == b->wall_ms && a->seq == b->seq;
 }
 
 /* Op-specific fields equal (the caller compares op, by, wall_ms). */

@@ -246,6 +246,15 @@ static void test_note_and_history_ring(void)
         CHECK_EQ_INT(afc_state_history_at(&f.state, i)->index,
                      afc_state_history_at(&f.state, i - 1)->index + 1);
     }
+    /* the same note again (a retried or replayed report) is not a second event; the same text
+     * from another moment is */
+    struct afc_err why;
+    uint64_t at = 2 + total;
+    CHECK_EQ_INT(apply(&f, at, mk_note("note", want, 10000 + total - 1), &why), AFC_APPLY_NOOP);
+    CHECK_CONTAINS(why.msg, "already recorded at index");
+    CHECK_EQ_INT(afc_state_history_at(&f.state, AFC_HISTORY_MAX - 1)->index, 1 + total);
+    CHECK_EQ_INT(apply(&f, at + 1, mk_note("note", want, 20000), NULL), AFC_APPLY_OK);
+    CHECK_EQ_INT(afc_state_history_at(&f.state, AFC_HISTORY_MAX - 1)->index, at + 1);
 }
 
 /* Build a log-entry buffer holding a map with a given "v" and op "note". */

@@ -55,7 +55,9 @@ static enum afc_apply_result apply_as_is(struct afc_fsm *f, struct afc_cmd c, st
 static struct afc_cmd mk_observe(const char *observer, const char *target, bool healthy,
                                  enum afc_pg_role role, uint64_t lsn, int64_t t)
 {
+    static uint64_t seq; /* every report newer than the last, as an observer sends them */
     struct afc_cmd c = mk(AFC_OP_OBSERVE, t);
+    c.u.observe.obs.seq = ++seq;
     snprintf(c.u.observe.observer, AFC_NAME_MAX, "%s", observer);
     snprintf(c.u.observe.target, AFC_NAME_MAX, "%s", target);
     c.u.observe.obs.healthy = healthy;
@@ -140,14 +142,11 @@ static void test_observe(void)
     const struct afc_pg_obs *o = &f.state.obs[1][0];
     CHECK(o->valid && o->healthy && o->role == AFC_PG_PRIMARY && o->lsn == 100 && o->wall_ms == 10);
     CHECK_EQ_INT(f.state.history_len, h);
-    /* identical except the observer's clock: NOOP, nothing stored */
-    uint64_t d = afc_state_digest(&f.state);
-    CHECK_EQ_INT(apply(&f, mk_observe(R[1], R[0], true, AFC_PG_PRIMARY, 100, 99), NULL),
-                 AFC_APPLY_NOOP);
+    /* identical except the observer's clock: NOOP, only the sequence number advances */
+    struct afc_cmd same = mk_observe(R[1], R[0], true, AFC_PG_PRIMARY, 100, 99);
+    CHECK_EQ_INT(apply(&f, same, NULL), AFC_APPLY_NOOP);
     CHECK_EQ_INT(o->wall_ms, 10);
-    f.state.applied_index--;
-    CHECK(afc_state_digest(&f.state) == d);
-    f.state.applied_index++;
+    CHECK(o->seq == same.u.observe.obs.seq);
     /* a new LSN is stored, still no event */
     CHECK_EQ_INT(apply(&f, mk_observe(R[1], R[0], true, AFC_PG_PRIMARY, 200, 11), NULL),
                  AFC_APPLY_OK);
@@ -163,10 +162,29 @@ static void test_observe(void)
                  AFC_APPLY_OK);
     CHECK_EQ_STR(last_event(&f)->kind, "pg-up");
     CHECK_EQ_INT(f.state.history_len, h + 2);
+    /* a delayed report (older sequence number, other facts) and a replayed one are refused */
+    struct afc_cmd late = mk_observe(R[1], R[0], false, AFC_PG_UNKNOWN, 0, 20);
+    struct afc_cmd newer = mk_observe(R[1], R[0], true, AFC_PG_PRIMARY, 400, 21);
+    CHECK_EQ_INT(apply(&f, newer, NULL), AFC_APPLY_OK);
+    CHECK_EQ_INT(apply(&f, late, &why), AFC_APPLY_REJECTED_STALE);
+    CHECK_EQ_INT(why.code, AFC_ESTALESEQ);
+    CHECK_CONTAINS(why.msg, "(a delayed or replayed report)");
+    CHECK_EQ_INT(apply(&f, newer, NULL), AFC_APPLY_REJECTED_STALE);
+    CHECK(o->healthy && o->lsn == 400);
+    /* the same facts after a newer report with other facts: the older one stays refused */
+    struct afc_cmd a1 = mk_observe(R[2], R[0], true, AFC_PG_PRIMARY, 500, 22);
+    struct afc_cmd a2 = mk_observe(R[2], R[0], false, AFC_PG_UNKNOWN, 0, 23);
+    struct afc_cmd a3 = mk_observe(R[2], R[0], true, AFC_PG_PRIMARY, 500, 24);
+    CHECK_EQ_INT(apply(&f, a1, NULL), AFC_APPLY_OK);
+    CHECK_EQ_INT(apply(&f, a3, NULL), AFC_APPLY_NOOP); /* a2 still on its way */
+    CHECK_EQ_INT(apply(&f, a2, NULL), AFC_APPLY_REJECTED_STALE);
+    CHECK(f.state.obs[2][0].healthy);
+    CHECK_EQ_INT(f.state.history_len, h + 2);
     /* local_dead flips (own coordinator gave up): pg-down */
     struct afc_cmd dead = mk_observe(R[0], R[0], true, AFC_PG_PRIMARY, 300, 14);
     CHECK_EQ_INT(apply(&f, dead, NULL), AFC_APPLY_OK);
     CHECK_EQ_INT(f.state.history_len, h + 2);
+    dead = mk_observe(R[0], R[0], true, AFC_PG_PRIMARY, 300, 14);
     dead.u.observe.obs.local_dead = true;
     CHECK_EQ_INT(apply(&f, dead, NULL), AFC_APPLY_OK);
     CHECK_EQ_STR(last_event(&f)->kind, "pg-down");
@@ -175,7 +193,7 @@ static void test_observe(void)
     CHECK_EQ_INT(apply(&f, mk_observe(R[2], R[1], false, AFC_PG_UNKNOWN, 0, 15), NULL),
                  AFC_APPLY_OK);
     CHECK_EQ_STR(last_event(&f)->detail, "observer=ap-south-1 target=eu-west-1");
-    CHECK_EQ_INT(f.rejected_commands, 2);
+    CHECK_EQ_INT(f.rejected_commands, 5);
 }
 
 /* ---- RENEW and the local lease clock ---- */
@@ -207,6 +225,15 @@ static void test_renew(void)
     CHECK_EQ_INT(f.state.lease.seq, 1);
     CHECK_EQ_INT(apply(&f, mk_renew(R[0], 1, 5), NULL), AFC_APPLY_OK);
     CHECK_EQ_INT(f.lease_applied_ms, 900);
+    /* a replayed or delayed renewal does not extend the lease */
+    f.apply_clock_ms = 1500;
+    CHECK_EQ_INT(apply(&f, mk_renew(R[0], 1, 5), &why), AFC_APPLY_REJECTED_STALE);
+    CHECK_EQ_INT(why.code, AFC_ESTALESEQ);
+    CHECK_CONTAINS(why.msg, "seq 5 is not after 5");
+    CHECK_EQ_INT(apply(&f, mk_renew(R[0], 1, 4), NULL), AFC_APPLY_REJECTED_STALE);
+    CHECK_EQ_INT(f.lease_applied_ms, 900);
+    CHECK_EQ_INT(apply(&f, mk_renew(R[0], 1, 6), NULL), AFC_APPLY_OK);
+    CHECK_EQ_INT(f.lease_applied_ms, 1500);
     /* before any primary: nobody can renew */
     static struct afc_fsm g;
     afc_fsm_init(&g);
