@@ -240,6 +240,27 @@ int afc_select_candidate(const struct afc_state *s, const struct afc_decide_conf
 
 /* ---- adoption at epoch 0 (§8 bootstrap) ---- */
 
+int afc_more_wal_elsewhere(const struct afc_state *s, const char *self, const char *from,
+                           uint64_t own_lsn, bool *waiting)
+{
+    int best = -1;
+    uint64_t most = own_lsn;
+    *waiting = false;
+    for (unsigned j = 0; j < n_members(s); j++) {
+        const struct afc_pg_obs *o = &s->obs[j][j];
+        const char *name = s->members[j].name;
+        if (strcmp(name, self) == 0 || strcmp(name, from) == 0 || !is_self_healthy_replica(o)) {
+            continue;
+        }
+        *waiting = *waiting || strcmp(o->upstream, from) == 0;
+        if (o->lsn > most) {
+            most = o->lsn;
+            best = (int)j;
+        }
+    }
+    return best;
+}
+
 static void decide_adopt(const struct afc_decide_input *in, struct afc_decision *d)
 {
     const struct afc_state *s = in->state;

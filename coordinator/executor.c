@@ -8,7 +8,9 @@
  * restart, continues from the committed step:
  *
  *   candidate (`to`):   DECIDED  → detach from the old primary, wait (bounded) until replay has
- *                                  caught up with what was received → report FENCED
+ *                                  caught up with what was received and the other replicas have
+ *                                  stopped streaming → report FENCED, or ABORTED when another
+ *                                  replica has more WAL (the leader then decides again)
  *                       FENCED   → pg_promote, create slots for the others → report PROMOTED
  *                                  (timeline, LSN); a failed promotion reports ABORTED
  *   other replicas:     DECIDED  → detach (stop following the old primary)
@@ -154,10 +156,14 @@ static void detach(struct afc_executor *x, const char *why)
     run_sql(x, ACT_DETACH, "detaching from the old primary", stmts, SQL_TIMEOUT_MS);
 }
 
+/* Output: "t|f LSN" — has replay caught up with what was received, and the most WAL we have. */
 static void check_catchup(struct afc_executor *x)
 {
     static const char *const stmts[] = {
-        "SELECT coalesce(pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn(), true)", NULL};
+        "SELECT CASE WHEN coalesce(pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn(), true) "
+        "THEN 't' ELSE 'f' END || ' ' || "
+        "coalesce(greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text, '0/0')",
+        NULL};
     run_sql(x, ACT_CATCHUP, "waiting for replay to catch up", stmts, SQL_TIMEOUT_MS);
 }
 
@@ -228,6 +234,50 @@ static void promoted(struct afc_executor *x, const char *output)
     afc_event("promoted-here", "region=%s epoch=%" PRIu64 " timeline=%u lsn=%s", self_name(x),
               x->epoch, tli, lsn);
     report_step(x, AFC_FO_PROMOTED, tli, parse_lsn(lsn), "pg_promote done");
+}
+
+static void fmt_lsn(uint64_t lsn, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
+}
+
+/*
+ * The candidate has detached: report FENCED once replay has caught up and no other replica that
+ * stopped streaming holds more WAL (the leader ranked us on LSNs that may be seconds old). A
+ * replica with more WAL aborts this epoch, so that the leader decides again on the fresh LSNs
+ * (this candidate is then passed over); an operator's forced failover skips the comparison. Both
+ * waits end at the catch-up deadline, and then we go on with what we know.
+ */
+static void catchup_checked(struct afc_executor *x, bool ok, const char *output)
+{
+    const struct afc_state *s = state_of(x);
+    const struct afc_failover *f = &s->failover;
+    bool caught = ok && output[0] == 't', late = now_ms(x) > x->catchup_deadline_ms;
+    if (x->step_reported == AFC_FO_ABORTED || (!caught && !late)) {
+        return;
+    }
+    bool waiting = false;
+    uint64_t own = ok && strlen(output) > 2 ? parse_lsn(output + 2) : 0;
+    int more =
+        ok && !f->forced ? afc_more_wal_elsewhere(s, self_name(x), f->from, own, &waiting) : -1;
+    if (more >= 0) {
+        char a[24], b[24], detail[AFC_DETAIL_MAX];
+        fmt_lsn(s->obs[more][more].lsn, a, sizeof a);
+        fmt_lsn(own, b, sizeof b);
+        snprintf(detail, sizeof detail, "%s has more WAL (%s > %s here)", s->members[more].name, a,
+                 b);
+        afc_event("candidate-behind", "region=%s epoch=%" PRIu64 " %s", self_name(x), x->epoch,
+                  detail);
+        report_step(x, AFC_FO_ABORTED, 0, 0, detail);
+        return;
+    }
+    if (waiting && !late) {
+        return; /* another replica has not stopped streaming yet: its LSN may still grow */
+    }
+    report_step(x, AFC_FO_FENCED, 0, 0,
+                caught ? (waiting ? "detached, replay caught up, not every replica compared"
+                                  : "detached, replay caught up, most WAL of the replicas")
+                       : "detached, catch-up wait ended");
 }
 
 /* Is the old primary still running? Its own coordinator knows first (it reports the stop as soon
@@ -436,12 +486,7 @@ static void action_done(struct afc_executor *x, enum action act, bool ok, const 
         x->catchup_deadline_ms = now_ms(x) + CATCHUP_MAX_MS; /* the catch-up wait starts now */
         break;
     case ACT_CATCHUP:
-        if (x->step_reported != AFC_FO_ABORTED &&
-            ((ok && strncmp(output, "t", 1) == 0) || now_ms(x) > x->catchup_deadline_ms)) {
-            report_step(x, AFC_FO_FENCED, 0, 0,
-                        ok && output[0] == 't' ? "detached, replay caught up"
-                                               : "detached, catch-up wait ended");
-        }
+        catchup_checked(x, ok, output);
         break;
     case ACT_PROMOTE:
         if (ok) {
