@@ -14,11 +14,14 @@
  * destructive command without --yes and without a terminal to confirm on), 3 no endpoint
  * reachable.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "coordinator/ctl.h"
 
@@ -31,6 +34,8 @@ static const char usage_text[] =
     "  status [--json]        members, roles, PostgreSQL, leader, term, epoch, primary, lease,\n"
     "                         the current failover, paused\n"
     "                         (--json prints the /v1/cluster document as served)\n"
+    "  status -W | --watch[=SECONDS]  the same, refreshed every SECONDS (default 2, at least\n"
+    "                         0.1) until interrupted; an unreachable cluster is shown, not fatal\n"
     "  leader                 print the leader's region and API URL (exit 1 if there is none)\n"
     "  pause [--reason TEXT]  stop automatic failover (committed through the Raft log)\n"
     "  resume                 resume automatic failover\n"
@@ -257,6 +262,57 @@ static int cmd_status(const struct ctl *ctl)
     return EXIT_OK;
 }
 
+static volatile sig_atomic_t watch_stop;
+
+static void watch_signal(int sig)
+{
+    (void)sig;
+    watch_stop = 1;
+}
+
+/* status --watch: like `watch aragoractl status`, without a second tool. Ends on SIGINT/SIGTERM
+ * with exit 0; the terminal is cleared before each refresh only when stdout is one. */
+static int cmd_status_watch(const struct ctl *ctl)
+{
+    struct sigaction sa = {.sa_handler = watch_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    bool tty = isatty(STDOUT_FILENO);
+    while (!watch_stop) {
+        char when[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+        printf("%sEvery %.1fs: aragoractl status    %s\n\n", tty ? "\033[H\033[2J" : "",
+               ctl->watch_ms / 1000.0, when);
+        fflush(stdout);
+        (void)cmd_status(ctl); /* an unreachable cluster is printed on stderr; keep watching */
+        if (!tty) {
+            printf("\n");
+        }
+        fflush(stdout);
+        struct timespec left = {.tv_sec = ctl->watch_ms / 1000,
+                                .tv_nsec = (long)(ctl->watch_ms % 1000) * 1000000L};
+        while (!watch_stop && nanosleep(&left, &left) != 0) {
+        }
+    }
+    return EXIT_OK;
+}
+
+/* --watch=SECONDS: a decimal number of seconds, at least 0.1. */
+static int parse_watch(struct ctl *ctl, const char *value)
+{
+    char *end = NULL;
+    double s = strtod(value, &end);
+    if (end == value || *end != '\0' || !(s >= 0.1 && s <= 86400)) {
+        usage_error("--watch: expected seconds between 0.1 and 86400, got '%s'", value);
+        return EXIT_USAGE;
+    }
+    ctl->watch_ms = (unsigned)(s * 1000.0 + 0.5);
+    return EXIT_OK;
+}
+
 static int cmd_leader(const struct ctl *ctl)
 {
     struct response r;
@@ -374,7 +430,13 @@ static int parse_args(struct ctl *ctl, int argc, char **argv, const char **cmd, 
         const char *a = argv[i], *eq = strchr(a, '=');
         const char **slot =
             value_slot(ctl, a, eq != NULL ? (size_t)(eq - a) : strlen(a), &endpoints);
-        if (slot != NULL && eq != NULL) {
+        if (strcmp(a, "-W") == 0 || strcmp(a, "--watch") == 0) {
+            ctl->watch_ms = 2000;
+        } else if (strncmp(a, "--watch=", 8) == 0) {
+            if (parse_watch(ctl, a + 8) != EXIT_OK) {
+                return EXIT_USAGE;
+            }
+        } else if (slot != NULL && eq != NULL) {
             *slot = eq + 1;
         } else if (slot != NULL) {
             if (i + 1 >= argc) {
@@ -407,8 +469,8 @@ static int parse_args(struct ctl *ctl, int argc, char **argv, const char **cmd, 
 static int run(struct ctl *ctl, const char *cmd)
 {
     bool is_pause = strcmp(cmd, "pause") == 0;
-    if (ctl->json && strcmp(cmd, "status") != 0) {
-        usage_error("--json applies to 'status' only, not '%s'", cmd);
+    if ((ctl->json || ctl->watch_ms != 0) && strcmp(cmd, "status") != 0) {
+        usage_error("%s applies to 'status' only, not '%s'", ctl->json ? "--json" : "--watch", cmd);
         return EXIT_USAGE;
     }
     if (ctl->reason != NULL && !is_pause && strcmp(cmd, "drain-region") != 0 &&
@@ -423,7 +485,7 @@ static int run(struct ctl *ctl, const char *cmd)
         return EXIT_USAGE;
     }
     if (strcmp(cmd, "status") == 0)
-        return cmd_status(ctl);
+        return ctl->watch_ms != 0 ? cmd_status_watch(ctl) : cmd_status(ctl);
     if (strcmp(cmd, "leader") == 0)
         return cmd_leader(ctl);
     if (is_pause)

@@ -40,6 +40,7 @@ struct ctl {
     bool force;              /* failover --force */
     bool yes;                /* skip the confirmation of destructive commands */
     bool json;               /* status --json */
+    unsigned watch_ms;       /* status --watch[=SECONDS]: refresh until interrupted (0 = once) */
     bool verbose;            /* -v: say which endpoint was tried */
 };
 

@@ -9,6 +9,7 @@ Usage: test_ops.py [TEST_NAME ...]. Prints "N passed, M failed" last.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -165,7 +166,51 @@ def test_drain_primary(lab):
     wait_for("us-east-2 to rejoin as a replica of eu-west-1", rejoined, timeout=90)
 
 
-TESTS = [test_drain_region, test_plan_and_confirm, test_drain_primary]
+def test_status_watch(lab):
+    """`aragoractl status --watch`: refreshed views until interrupted, a leader change seen live,
+    an unreachable endpoint shown without ending the watch, exit 0 on SIGINT."""
+    lab.extra = ["--no-postgres"]
+    lab.up()
+    leader = lab.wait_leader()
+    endpoints = ",".join(lab.url(n) for n in lab.regions)
+    p = subprocess.Popen([test_lab.CTL, "--endpoint", endpoints, "status", "--watch=0.2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL)
+    try:
+        frames, frame, new_leader = [], [], None
+        deadline = time.monotonic() + 60
+        killed = False
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            assert line, "the watch ended by itself (exit %s): %s" % (p.poll(), p.stderr.read())
+            if line.startswith("Every 0.2s: aragoractl status"):
+                if frame:
+                    frames.append("".join(frame))
+                frame = []
+            frame.append(line)
+            if len(frames) >= 2 and not killed:
+                assert all("leader:" in f for f in frames[-2:]), frames[-2:]
+                lab.chaos("kill", leader)
+                killed = True
+            if killed and frames and ("leader:   " in frames[-1]) and leader not in \
+                    frames[-1].split("leader:", 1)[1].splitlines()[0]:
+                new_leader = frames[-1].split("leader:", 1)[1].split()[0]
+                if new_leader not in ("none", "?", "-"):
+                    break
+        assert new_leader and new_leader != leader, frames[-1:]
+        assert "unreachable" in frames[-1], frames[-1]
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=10)
+        assert rc == 0, rc
+        print("  %d refreshes; leader %s -> %s seen live; exit %d on SIGINT"
+              % (len(frames), leader, new_leader, rc))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+TESTS = [test_drain_region, test_plan_and_confirm, test_drain_primary, test_status_watch]
 
 
 if __name__ == "__main__":
