@@ -240,8 +240,8 @@ int afc_select_candidate(const struct afc_state *s, const struct afc_decide_conf
 
 /* ---- adoption at epoch 0 (§8 bootstrap) ---- */
 
-int afc_more_wal_elsewhere(const struct afc_state *s, const char *self, const char *from,
-                           uint64_t own_lsn, bool *waiting)
+int afc_more_wal_elsewhere(const struct afc_state *s, const struct afc_decide_config *cfg,
+                           const char *self, const char *from, uint64_t own_lsn, bool *waiting)
 {
     int best = -1;
     uint64_t most = own_lsn;
@@ -249,7 +249,9 @@ int afc_more_wal_elsewhere(const struct afc_state *s, const char *self, const ch
     for (unsigned j = 0; j < n_members(s); j++) {
         const struct afc_pg_obs *o = &s->obs[j][j];
         const char *name = s->members[j].name;
-        if (strcmp(name, self) == 0 || strcmp(name, from) == 0 || !is_self_healthy_replica(o)) {
+        char why[128] = "";
+        if (strcmp(name, self) == 0 || strcmp(name, from) == 0 ||
+            !is_eligible(s, cfg, j, why, sizeof why)) {
             continue;
         }
         *waiting = *waiting || strcmp(o->upstream, from) == 0;

@@ -29,6 +29,7 @@
 
 #include "afc/log.h"
 #include "afc/run.h"
+#include "coordinator/agent.h"
 #include "coordinator/daemon.h"
 #include "coordinator/executor.h"
 #include "coordinator/executor_internal.h"
@@ -258,8 +259,12 @@ static void catchup_checked(struct afc_executor *x, bool ok, const char *output)
     }
     bool waiting = false;
     uint64_t own = ok && strlen(output) > 2 ? parse_lsn(output + 2) : 0;
-    int more =
-        ok && !f->forced ? afc_more_wal_elsewhere(s, self_name(x), f->from, own, &waiting) : -1;
+    struct afc_decide_input in;
+    struct afc_decide_config cfg;
+    afc_agent_decide_input(x->d, &in, &cfg);
+    int more = ok && !f->forced
+                   ? afc_more_wal_elsewhere(s, &cfg, self_name(x), f->from, own, &waiting)
+                   : -1;
     if (more >= 0) {
         char a[24], b[24], detail[AFC_DETAIL_MAX];
         fmt_lsn(s->obs[more][more].lsn, a, sizeof a);

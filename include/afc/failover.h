@@ -165,14 +165,17 @@ int afc_select_candidate(const struct afc_state *s, const struct afc_decide_conf
  * The candidate's last check before it reports FENCED: does another replica hold WAL it lacks?
  * The leader ranked the candidates on observations that may be seconds old (LSNs are refreshed
  * every few seconds); once a replica has stopped streaming from the old primary, its receive LSN
- * cannot grow, and its coordinator reports it at once (the upstream changed). For every member
- * other than `self` and `from` whose own coordinator reports a healthy replica: if its reported
- * LSN is above own_lsn, it counts (an LSN only grows); if it still streams from `from`, *waiting
- * is set (its LSN may still grow: ask again). Returns the member with the most WAL above own_lsn,
- * or -1 when no replica is known to have more than the candidate.
+ * cannot grow, and its coordinator reports it at once (the upstream changed). Only members that
+ * could be chosen instead count (as afc_select_candidate's first filter: a healthy replica by its
+ * own report, seen healthy by a majority, not nofailover, not drained) — otherwise the candidate
+ * would abort in favour of a replica the leader can never choose, and the leader would choose it
+ * again. For each such member other than `self` and `from`: if its reported LSN is above
+ * own_lsn, it counts (an LSN only grows); if it still streams from `from`, *waiting is set (its
+ * LSN may still grow: ask again). Returns the member with the most WAL above own_lsn, or -1 when
+ * no such replica is known to have more than the candidate.
  */
-int afc_more_wal_elsewhere(const struct afc_state *s, const char *self, const char *from,
-                           uint64_t own_lsn, bool *waiting);
+int afc_more_wal_elsewhere(const struct afc_state *s, const struct afc_decide_config *cfg,
+                           const char *self, const char *from, uint64_t own_lsn, bool *waiting);
 
 /*
  * What-if for `aragoractl plan --assume-dead R`: the decision afc_decide() would make if R's

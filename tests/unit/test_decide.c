@@ -241,28 +241,34 @@ struct more_wal_case {
     const char *other_upstream;
     bool other_healthy;
     enum afc_pg_role other_role;
+    bool other_excluded; /* drained: the leader could never choose it */
     int want;
     bool want_waiting;
 };
 
 static const struct more_wal_case more_wal_cases[] = {
-    {"other stopped, behind", 1000, 900, 5000, "", true, AFC_PG_REPLICA, -1, false},
-    {"other stopped, equal", 1000, 1000, 5000, "", true, AFC_PG_REPLICA, -1, false},
-    {"other stopped, ahead", 1000, 1200, 5000, "", true, AFC_PG_REPLICA, 2, false},
-    {"other still streaming, behind", 1000, 900, 5000, "us-east-2", true, AFC_PG_REPLICA, -1, true},
-    {"other still streaming, already ahead", 1000, 1200, 5000, "us-east-2", true, AFC_PG_REPLICA, 2,
+    {"other stopped, behind", 1000, 900, 5000, "", true, AFC_PG_REPLICA, false, -1, false},
+    {"other stopped, equal", 1000, 1000, 5000, "", true, AFC_PG_REPLICA, false, -1, false},
+    {"other stopped, ahead", 1000, 1200, 5000, "", true, AFC_PG_REPLICA, false, 2, false},
+    {"other still streaming, behind", 1000, 900, 5000, "us-east-2", true, AFC_PG_REPLICA, false, -1,
      true},
-    {"other follows someone else, ahead", 1000, 1200, 5000, "eu-west-1", true, AFC_PG_REPLICA, 2,
+    {"other still streaming, already ahead", 1000, 1200, 5000, "us-east-2", true, AFC_PG_REPLICA,
+     false, 2, true},
+    {"other follows someone else, ahead", 1000, 1200, 5000, "eu-west-1", true, AFC_PG_REPLICA,
+     false, 2, false},
+    {"other unhealthy: not counted", 1000, 1200, 5000, "", false, AFC_PG_REPLICA, false, -1, false},
+    {"other is no replica: not counted", 1000, 1200, 5000, "", true, AFC_PG_PRIMARY, false, -1,
      false},
-    {"other unhealthy: not counted", 1000, 1200, 5000, "", false, AFC_PG_REPLICA, -1, false},
-    {"other is no replica: not counted", 1000, 1200, 5000, "", true, AFC_PG_PRIMARY, -1, false},
-    {"the old primary's LSN is not a replica's", 1000, 900, 9000, "", true, AFC_PG_REPLICA, -1,
+    {"the old primary's LSN is not a replica's", 1000, 900, 9000, "", true, AFC_PG_REPLICA, false,
+     -1, false},
+    {"other ahead but drained: not counted", 1000, 1200, 5000, "", true, AFC_PG_REPLICA, true, -1,
      false},
 };
 
 static void test_more_wal_elsewhere(void)
 {
     static struct afc_state s;
+    struct afc_decide_config c = cfg3();
     for (size_t k = 0; k < N(more_wal_cases); k++) {
         const struct more_wal_case *t = &more_wal_cases[k];
         healthy_cluster(&s);
@@ -270,8 +276,9 @@ static void test_more_wal_elsewhere(void)
         s.obs[1][1].lsn = 99999; /* the candidate's own report is stale: own_lsn counts */
         set_obs(&s, 2, 2, t->other_healthy, t->other_role, t->other_lsn);
         snprintf(s.obs[2][2].upstream, sizeof s.obs[2][2].upstream, "%s", t->other_upstream);
+        s.drained[2] = t->other_excluded;
         bool waiting = !t->want_waiting;
-        int got = afc_more_wal_elsewhere(&s, R[1], R[0], t->own, &waiting);
+        int got = afc_more_wal_elsewhere(&s, &c, R[1], R[0], t->own, &waiting);
         if (got != t->want || waiting != t->want_waiting) {
             printf("  case '%s': got %d waiting=%d, want %d waiting=%d\n", t->name, got, waiting,
                    t->want, t->want_waiting);
