@@ -510,6 +510,7 @@ static void action_done(struct afc_executor *x, enum action act, bool ok, const 
         break;
     case ACT_QUARANTINE:
     case ACT_REWIND:
+    case ACT_BASEBACKUP:
     case ACT_START:
         exec_local_done(x, act, ok, output);
         break;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "afc/config.h"
 #include "afc/failover.h"
 #include "afc/state.h"
 
@@ -44,6 +45,15 @@ struct afc_executor {
     bool fencing; /* set by the agent while it stops our PostgreSQL */
     bool slots_done;
     unsigned slot_attempts;
+    /* the rejoin (executor_rejoin.c): pg_rewind, or a base backup when rewinding cannot work */
+    afc_epoch rewind_epoch;         /* the epoch whose pg_rewind failures are counted */
+    unsigned rewind_failures;       /* consecutive ones that count towards a base backup */
+    afc_epoch basebackup_due_epoch; /* a base backup was decided in this epoch (0 = none) */
+    bool basebackup_pending;        /* old data directory moved aside, no backup completed yet */
+    char moved_aside[AFC_PATH_MAX + 64]; /* where it went */
+    uint64_t target_dev, target_ino;     /* the data directory we created for the backup */
+    unsigned basebackup_attempts;        /* since it was moved aside */
+    uint64_t basebackup_started_ms;
 };
 
 void afc_executor_init(struct afc_executor *x, struct afc_daemon *d);

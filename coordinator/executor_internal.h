@@ -24,6 +24,7 @@ enum action {
     ACT_QUARANTINE,
     ACT_SLOTS,
     ACT_REWIND,
+    ACT_BASEBACKUP,
 };
 
 static inline uint64_t now_ms(const struct afc_executor *x)

@@ -7,14 +7,18 @@ measured and printed, never asserted tightly (CI machines can be 10x slower).
 Usage: test_failover.py [TEST_NAME ...]. Prints "N passed, M failed" last.
 """
 
+import glob
 import os
+import re
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_lab  # noqa: E402
-from test_lab import get_json, pid_gone, psql, psql_value, running_postmasters, wait_for  # noqa: E402,F401
+from test_lab import get_json, pid_gone, psql, psql_value, running_postmasters, streaming_count, \
+    wait_for  # noqa: E402,F401
 
 
 def cluster(lab, region):
@@ -335,6 +339,98 @@ def test_primary_cannot_restart(lab):
         os.rename(data + ".moved-away", data)
 
 
+def wal_segments(data_dir):
+    """Names of the WAL segment files in a data directory's pg_wal."""
+    return sorted(n for n in os.listdir(os.path.join(data_dir, "pg_wal"))
+                  if re.fullmatch(r"[0-9A-F]{24}", n))
+
+
+def controldata(data_dir, field):
+    out = subprocess.run([os.path.join(os.path.dirname(test_lab.PSQL), "pg_controldata"),
+                          data_dir], capture_output=True, text=True, check=True).stdout
+    return re.search(r"^%s:\s*(.*)$" % re.escape(field), out, re.M).group(1)
+
+
+def test_rewind_fails_base_backup(lab):
+    """The old primary's WAL from the last checkpoint it shares with the new primary is gone, so
+    pg_rewind cannot work: its coordinator renames the data directory aside (nothing deleted),
+    takes a base backup from the new primary and starts it as a replica on the new timeline."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    old = pg_port(lab, "us-east-2")
+    data = lab.region("us-east-2")["postgres"]["data_dir"]
+    survivors = ["eu-west-1", "ap-south-1"]
+    assert psql(old, "CREATE TABLE it_writes (at timestamptz)").returncode == 0
+    assert psql(old, "INSERT INTO it_writes VALUES (now())").returncode == 0
+    table_file = psql_value(old, "SELECT pg_relation_filepath('it_writes')")
+    # The last checkpoint the replicas will share with the old primary, then a new WAL segment.
+    assert psql(old, "CHECKPOINT").returncode == 0
+    common_wal = psql_value(old, "SELECT redo_wal_file FROM pg_control_checkpoint()")
+    switched = psql_value(old, "SELECT pg_switch_wal()")
+    for r in survivors:
+        wait_for("%s to replay up to %s" % (r, switched), lambda r=r: psql_value(
+            pg_port(lab, r), "SELECT pg_last_wal_replay_lsn() >= '%s'" % switched) == "t",
+            timeout=30)
+        cut_replication(lab, r)
+    wait_for("no replica streaming from us-east-2", lambda: streaming_count(old) == 0, timeout=30)
+    # What only the old primary has: a row and a checkpoint after the fork, in the new segment.
+    assert psql(old, "INSERT INTO it_writes VALUES (now())").returncode == 0
+    assert psql(old, "CHECKPOINT").returncode == 0
+    own_wal = psql_value(old, "SELECT redo_wal_file FROM pg_control_checkpoint()")
+    assert own_wal > common_wal, (own_wal, common_wal)
+    lab.chaos("kill", "us-east-2", "--what", "region")
+    done = wait_step(lab, survivors, "done", 2, timeout=90)
+    new = done["failover"]["to"]
+    assert done["primary"] == new and done["failover"]["timeline"] == 2, done["failover"]
+    # Rewinding is impossible now: the old primary's WAL before its own last checkpoint (which it
+    # still needs to start) is removed, and with it the last checkpoint common to both timelines.
+    removed = [n for n in wal_segments(data) if n < own_wal]
+    assert common_wal in removed, (common_wal, removed)
+    for name in removed:
+        os.remove(os.path.join(data, "pg_wal", name))
+    t1 = time.monotonic()
+    lab.chaos("restart", "us-east-2", "--what", "region")
+    lab.reload()
+
+    def rejoined():
+        d = lab.cluster(new)
+        v = d and own_view(d, "us-east-2")
+        return v if v and v["healthy"] and v["role"] == "replica" and v["upstream"] == new \
+            and v["timeline"] == 2 else None
+    wait_for("us-east-2 to rejoin as a replica of %s" % new, rejoined, timeout=180)
+    print("  old primary back, rewind impossible -> rejoined from a base backup as a replica of "
+          "%s on timeline 2: %.0f ms" % (new, (time.monotonic() - t1) * 1000))
+    rows_new = psql_value(pg_port(lab, new), "SELECT count(*) FROM it_writes")
+    rows_old = wait_for("the rejoined node to have the new primary's rows", lambda: (
+        lambda v: v if v == rows_new else None)(
+        psql_value(old, "SELECT count(*) FROM it_writes")), timeout=30)
+    assert rows_old == rows_new == "1", (rows_old, rows_new)
+    with open(lab.region("us-east-2")["log"]) as fh:
+        log = fh.read()
+    failed = re.search(r"\+rejoin-failed [^\n]*", log)
+    assert failed and "cause=cannot-rewind" in failed.group(0) and \
+        "next=base-backup" in failed.group(0), failed and failed.group(0)
+    assert "could not find previous WAL record" in log, "pg_rewind failed for another reason"
+    assert log.index("+rejoin-failed") < log.index("+rejoin-basebackup") < \
+        log.index("+basebackup-done"), "events out of order"
+    # The old data directory is kept whole beside the new one, with its own timeline.
+    aside = glob.glob(data + ".failed-epoch-2-*")
+    assert len(aside) == 1, aside
+    aside = aside[0]
+    for f in ("PG_VERSION", table_file, os.path.join("pg_wal", own_wal), "postgresql.conf"):
+        assert os.path.exists(os.path.join(aside, f)), "%s missing from %s" % (f, aside)
+    assert controldata(aside, "Latest checkpoint's TimeLineID") == "1"
+    assert controldata(data, "Latest checkpoint's TimeLineID") == "2"
+    st_new, st_old = os.stat(data), os.stat(aside)
+    assert (st_new.st_uid, st_new.st_mode & 0o777) == (st_old.st_uid, 0o700), (st_new, st_old)
+    status, hist = get_json(lab.url(new), "/v1/history")
+    notes = [e for e in hist["events"] if e["kind"] == "rejoin-basebackup"]
+    assert status == 200 and len(notes) == 1, notes
+    assert os.path.basename(aside) in notes[0]["detail"], (notes, aside)
+    print("  moved aside: %s; history: %s" % (aside, notes[0]["detail"]))
+
+
 def json_text(d):
     return " ".join(p["value"] for p in d.get("predicates", []))
 
@@ -345,7 +441,8 @@ def candidate_value(d):
 
 TESTS = [test_kill_primary_region, test_kill_primary_postgres_only, test_paused_no_failover,
          test_switchover_under_load, test_lagging_replica_not_chosen,
-         test_no_candidate_no_failover, test_new_primary_dies_too, test_primary_cannot_restart]
+         test_no_candidate_no_failover, test_new_primary_dies_too, test_primary_cannot_restart,
+         test_rewind_fails_base_backup]
 
 
 if __name__ == "__main__":
