@@ -12,6 +12,7 @@ pkgs=(
     libraft-dev libuv1-dev libmsgpack-dev libyaml-dev libmicrohttpd-dev
     libcurl4-openssl-dev libjansson-dev libssl-dev libpq-dev postgresql-15
     python3 curl procps util-linux
+    pdns-server pdns-backend-sqlite3 sqlite3 bind9-dnsutils redis-server libhiredis-dev libldns-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -20,5 +21,17 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "deps.sh: installing ${missing[*]}"
     apt-get update -qq
+    # The lab and the tests start PowerDNS, Redis and PostgreSQL themselves, on their own ports:
+    # keep the packages' system services from starting during the install (policy-rc.d, 101 =
+    # action forbidden), unless the machine already has a policy of its own.
+    own_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    if [ -n "$own_policy" ]; then
+        rm -f /usr/sbin/policy-rc.d
+    fi
 fi
