@@ -363,15 +363,67 @@ static void repoint(struct afc_executor *x, const char *to)
     run_sql(x, ACT_REPOINT, "following the new primary", stmts, SQL_TIMEOUT_MS);
 }
 
-static const struct afc_pg_obs *own_obs(const struct afc_executor *x)
+/*
+ * A replica re-pointed at the new primary that still does not stream from it may have replayed
+ * WAL of the old timeline past the point where the new primary's timeline forked off (it had
+ * more than the candidate: a forced failover, or a candidate chosen at the catch-up deadline).
+ * PostgreSQL then refuses to follow ("new timeline forked off current database system timeline
+ * before current recovery point"). Compare our replay position with the fork point in the new
+ * primary's timeline history. Arguments: bin_dir local_conninfo primary_conninfo. Last line:
+ * "diverged ..." or "follows ..." (or an error).
+ */
+static const char diverge_sh[] =
+    "set -eu\n"
+    "bin=$1; here=$2; src=$3\n"
+    "q() { \"$bin/psql\" -X -A -t -q -v ON_ERROR_STOP=1 -d \"$1\" -c \"$2\"; }\n"
+    "tl=$(q \"$here\" \"SELECT timeline_id FROM pg_control_checkpoint()\")\n"
+    "replay=$(q \"$here\" \"SELECT pg_last_wal_replay_lsn()\")\n"
+    "newtl=$(q \"$src\" \"SELECT ('x'||substr(pg_walfile_name(pg_current_wal_lsn()),1,8))"
+    "::bit(32)::int\")\n"
+    "if [ \"$newtl\" -le \"$tl\" ]; then echo \"follows timeline=$tl (primary on $newtl)\"; "
+    "exit 0; fi\n"
+    "hist=$(printf 'pg_wal/%08X.history' \"$newtl\")\n"
+    "fork=$(q \"$src\" \"SELECT split_part(l, E'\\t', 2) FROM regexp_split_to_table("
+    "pg_read_file('$hist'), E'\\n') l WHERE split_part(l, E'\\t', 1) = '$tl'\")\n"
+    "[ -n \"$fork\" ] || { echo \"no fork point for timeline $tl in $hist\"; exit 3; }\n"
+    "if [ \"$(q \"$here\" \"SELECT '$replay'::pg_lsn > '$fork'::pg_lsn\")\" = t ]; then\n"
+    "  echo \"diverged timeline=$tl fork_lsn=$fork replay_lsn=$replay\"\n"
+    "else echo \"follows timeline=$tl fork_lsn=$fork replay_lsn=$replay\"; fi\n";
+
+static void check_diverged(struct afc_executor *x, const char *to)
 {
-    const struct afc_state *s = state_of(x);
-    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
-        if (strcmp(s->members[i].name, self_name(x)) == 0) {
-            return &s->obs[i][i];
-        }
+    const struct afc_config_member *m = cfg_member(x, to);
+    if (m == NULL || m->postgres[0] == '\0') {
+        return;
     }
-    return NULL;
+    const struct afc_config *c = &x->d->cfg;
+    const char *argv[] = {"/bin/sh",       "-c",        diverge_sh, "diverge-check", c->pg_bin_dir,
+                          c->database_url, m->postgres, NULL};
+    struct afc_run_options opt = {.argv = argv, .timeout_ms = SQL_TIMEOUT_MS};
+    struct afc_err err = {0};
+    x->diverge_checked_at_ms = now_ms(x);
+    snprintf(x->what, sizeof x->what, "%s", "checking whether this replica diverged");
+    if (afc_run_start(x->d->loop, &opt, exec_run_cb, x, NULL, &err) == 0) {
+        x->running = ACT_DIVERGE_CHECK;
+    } else {
+        afc_error("while checking whether this replica diverged: %s", err.msg);
+    }
+}
+
+static void diverge_checked(struct afc_executor *x, bool ok, const char *output)
+{
+    const char *last = output, *nl;
+    while ((nl = strchr(last, '\n')) != NULL && nl[1] != '\0') {
+        last = nl + 1;
+    }
+    if (!ok || strncmp(last, "diverged ", 9) != 0) {
+        return; /* not diverged (or unknown): re-point again at the next turn */
+    }
+    afc_event("replica-diverged", "region=%s primary=%s epoch=%" PRIu64 " %.*s", self_name(x),
+              state_of(x)->failover.to, state_of(x)->epoch, (int)strcspn(last + 9, "\n"), last + 9);
+    /* stopped, it is rewound like a deposed primary: its divergent WAL saved first */
+    x->rewind_needed_epoch = state_of(x)->epoch;
+    exec_pg_stop(x, ACT_STOP, "diverged from the new primary's timeline");
 }
 
 static void replica_tick(struct afc_executor *x, const struct afc_failover *f)
@@ -385,7 +437,12 @@ static void replica_tick(struct afc_executor *x, const struct afc_failover *f)
     } else if ((f->step == AFC_FO_PROMOTED || f->step == AFC_FO_DONE) &&
                strcmp(mine->upstream, f->to) != 0 &&
                (x->repointed_at_ms == 0 || now_ms(x) - x->repointed_at_ms > REPOINT_RETRY_MS)) {
-        repoint(x, f->to);
+        if (x->repointed_at_ms != 0 && x->diverge_checked_at_ms < x->repointed_at_ms &&
+            x->rewind_needed_epoch != state_of(x)->epoch) {
+            check_diverged(x, f->to); /* the last re-point did not take: find out why */
+        } else {
+            repoint(x, f->to);
+        }
     }
 }
 
@@ -514,6 +571,12 @@ static void action_done(struct afc_executor *x, enum action act, bool ok, const 
     case ACT_START:
         exec_local_done(x, act, ok, output);
         break;
+    case ACT_DIVERGE_CHECK:
+        diverge_checked(x, ok, output);
+        break;
+    case ACT_STOP:
+        x->down_since_ms = 0; /* the rewind starts once the probe sees it down */
+        break;
     case ACT_REPOINT:
     case ACT_NONE:
         break;
@@ -563,7 +626,6 @@ void afc_executor_tick(struct afc_executor *x, const struct afc_pg_obs *local, b
     if (x->running == ACT_NONE) {
         exec_local_tick(x);
     }
-    (void)own_obs;
 }
 
 void afc_executor_init(struct afc_executor *x, struct afc_daemon *d)

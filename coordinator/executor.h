@@ -54,6 +54,9 @@ struct afc_executor {
     uint64_t target_dev, target_ino;     /* the data directory we created for the backup */
     unsigned basebackup_attempts;        /* since it was moved aside */
     uint64_t basebackup_started_ms;
+    /* a replica that received WAL past the new primary's fork point cannot follow it */
+    uint64_t diverge_checked_at_ms; /* last check (after a re-point that did not take) */
+    afc_epoch rewind_needed_epoch;  /* this replica diverged in this epoch: rewind it */
 };
 
 void afc_executor_init(struct afc_executor *x, struct afc_daemon *d);

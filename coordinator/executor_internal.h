@@ -25,6 +25,8 @@ enum action {
     ACT_SLOTS,
     ACT_REWIND,
     ACT_BASEBACKUP,
+    ACT_DIVERGE_CHECK, /* a replica that does not follow the new primary: did it diverge? */
+    ACT_STOP,          /* stopping a diverged replica so that it can be rewound */
 };
 
 static inline uint64_t now_ms(const struct afc_executor *x)
@@ -71,5 +73,7 @@ void exec_run_cb(struct afc_run *run, const struct afc_run_result *res, void *da
 /* executor_rejoin.c: the local PostgreSQL's part of the tick, and its actions' results. */
 void exec_local_tick(struct afc_executor *x);
 void exec_local_done(struct afc_executor *x, enum action act, bool ok, const char *output);
+/* pg_ctl stop -m fast of the local PostgreSQL, as the executor's action `act`. */
+void exec_pg_stop(struct afc_executor *x, enum action act, const char *why);
 
 #endif

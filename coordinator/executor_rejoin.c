@@ -73,6 +73,17 @@ static void pg_start(struct afc_executor *x, const char *why)
     exec_start_action(x, ACT_START, "starting PostgreSQL", argv, START_TIMEOUT_MS);
 }
 
+void exec_pg_stop(struct afc_executor *x, enum action act, const char *why)
+{
+    const struct afc_config *c = &x->d->cfg;
+    char pg_ctl[AFC_PATH_MAX + 16];
+    snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", c->pg_bin_dir);
+    const char *argv[] = {pg_ctl, "stop", "-w", "-t",           "60",
+                          "-m",   "fast", "-D", c->pg_data_dir, NULL};
+    afc_event("pg-stopping", "region=%s reason=\"%s\"", c->region, why);
+    exec_start_action(x, act, "stopping PostgreSQL", argv, START_TIMEOUT_MS);
+}
+
 /*
  * Before pg_rewind overwrites anything: keep the old primary's divergent WAL for the operator.
  * The fork point comes from the new primary's timeline history file (exact); the segments of the
@@ -193,6 +204,7 @@ static void rewound(struct afc_executor *x)
 {
     append_slot_name(x);
     x->rewind_failures = 0;
+    x->rewind_needed_epoch = 0;
     afc_event("rewound", "region=%s from=%s", x->d->cfg.region, x->rewind_from);
     pg_start(x, "rejoin as a replica");
 }
@@ -468,6 +480,7 @@ static void basebackup_done(struct afc_executor *x, bool ok, const char *output)
     x->basebackup_attempts = 0;
     x->basebackup_due_epoch = 0;
     x->rewind_failures = 0;
+    x->rewind_needed_epoch = 0;
     pg_start(x, "rejoin as a replica (base backup)");
 }
 
@@ -522,10 +535,11 @@ void exec_local_tick(struct afc_executor *x)
         if (primary_is_up(x, &primary)) {
             run_basebackup(x, primary);
         }
-    } else if (file_exists(dir, "standby.signal")) {
+    } else if (file_exists(dir, "standby.signal") && x->rewind_needed_epoch != s->epoch) {
         pg_start(x, "replica is down");
     } else if (primary_is_up(x, &primary)) {
-        /* the deposed old primary: first keep its divergent WAL, then rewind it (or copy) */
+        /* the deposed old primary, or a replica that diverged from the new primary's timeline:
+         * first keep its divergent WAL, then rewind it (or copy) */
         if (x->quarantined_epoch != s->epoch) {
             quarantine_wal(x, primary);
         } else if (x->basebackup_due_epoch == s->epoch) {

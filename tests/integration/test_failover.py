@@ -439,10 +439,69 @@ def candidate_value(d):
     return next((p["value"] for p in d["predicates"] if p["name"] == "candidate-available"), "?")
 
 
+def test_replica_diverged_rewound(lab):
+    """An operator forces the failover to a replica that has less WAL than the other one: the
+    other replica has replayed past the new timeline's fork point and cannot follow it. Its
+    coordinator finds that out, keeps its divergent WAL, rewinds it from the new primary and
+    starts it as a replica on the new timeline."""
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    old, target, other = "us-east-2", "eu-west-1", "ap-south-1"
+    assert psql(pg_port(lab, old), "CREATE TABLE it_writes (n int)").returncode == 0
+    assert psql(pg_port(lab, old), "INSERT INTO it_writes VALUES (1)").returncode == 0
+    status, body = lab.post(target, "/v1/pause", b'{"reason":"forced failover test"}')
+    assert status == 200, (status, body)
+    wait_for("%s to have the table" % target, lambda: psql_value(
+        pg_port(lab, target), "SELECT count(*) FROM it_writes", ) == "1", timeout=30)
+    cut_replication(lab, target)
+    # Only `other` receives these: it will have WAL the new primary never had.
+    assert psql(pg_port(lab, old), "INSERT INTO it_writes SELECT generate_series(2, 500)") \
+        .returncode == 0
+    end = psql_value(pg_port(lab, old), "SELECT pg_current_wal_lsn()")
+    wait_for("%s to replay up to %s" % (other, end), lambda: psql_value(
+        pg_port(lab, other), "SELECT pg_last_wal_replay_lsn() >= '%s'" % end) == "t",
+        timeout=30)
+    lab.chaos("kill", old, "--what", "region")
+
+    def forced():
+        status, body = lab.post(target, "/v1/failover", b'{"to":"%s","force":true}' % target.encode())
+        return body if status == 202 else None  # 409 while the old primary's lease may run
+    wait_for("the forced failover to be accepted", forced, timeout=60)
+    done = wait_step(lab, [target, other], "done", 2, timeout=90)
+    assert done["failover"]["to"] == target and done["failover"]["forced"], done["failover"]
+    status, body = lab.post(target, "/v1/resume")
+    assert status == 200, (status, body)
+    t0 = time.monotonic()
+
+    def follows():
+        d = lab.cluster(target)
+        v = d and own_view(d, other)
+        return v if v and v["healthy"] and v["role"] == "replica" and v["upstream"] == target \
+            and v["timeline"] == 2 else None
+    wait_for("%s to follow %s on timeline 2" % (other, target), follows, timeout=120)
+    print("  diverged replica rewound and following the new primary: %.0f ms"
+          % ((time.monotonic() - t0) * 1000))
+    rows = wait_for("%s to have the new primary's rows" % other, lambda: (
+        lambda v: v if v == "1" else None)(
+        psql_value(pg_port(lab, other), "SELECT count(*) FROM it_writes")), timeout=30)
+    assert rows == "1", rows
+    with open(lab.region(other)["log"]) as fh:
+        log = fh.read()
+    for ev in ("+replica-diverged", "+pg-stopping", "+wal-quarantined", "+rewound"):
+        assert ev in log, "no %s in %s's log" % (ev, other)
+    assert log.index("+replica-diverged") < log.index("+rewound"), "rewound before diverged?"
+    qdir = lab.region(other)["postgres"]["data_dir"] + ".quarantine"
+    saved = [d for d in os.listdir(qdir) if d.startswith("epoch-2-timeline-1")]
+    assert saved, os.listdir(qdir)
+    summary = open(os.path.join(qdir, saved[0], "QUARANTINE.txt")).read()
+    print("  its divergent WAL kept: %s" % summary.strip())
+
+
 TESTS = [test_kill_primary_region, test_kill_primary_postgres_only, test_paused_no_failover,
          test_switchover_under_load, test_lagging_replica_not_chosen,
          test_no_candidate_no_failover, test_new_primary_dies_too, test_primary_cannot_restart,
-         test_rewind_fails_base_backup]
+         test_rewind_fails_base_backup, test_replica_diverged_rewound]
 
 
 if __name__ == "__main__":
