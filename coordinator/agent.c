@@ -359,7 +359,10 @@ static void fence(struct afc_agent *a, const char *why)
 
 /* Might our PostgreSQL be accepting writes? Judged on its last known role, not on health: a
  * primary that fails our probe (a changed password, too many clients, a slow disk) may still
- * commit for its pooled sessions. Only "nothing listens" proves it is not running. */
+ * commit for its pooled sessions. Only "nothing listens" proves it is not running — and an
+ * answer saying "in recovery" proves it is a replica right now, even before the hysteresis has
+ * caught up (a PostgreSQL the executor just started as a replica after a rewind must not be
+ * fenced for the role it had before). */
 static bool local_may_write(const struct afc_agent *a)
 {
     const struct afc_pg_obs *o = local_obs(a);
@@ -367,6 +370,10 @@ static bool local_may_write(const struct afc_agent *a)
         return false;
     }
     unsigned self = (unsigned)a->self_target;
+    const struct afc_pg_sample *now = afc_pg_prober_last_sample(a->prober, self);
+    if (now != NULL && now->reason == AFC_PG_OK) {
+        return now->role == AFC_PG_PRIMARY;
+    }
     return !(afc_pg_prober_failing(a->prober, self) > 0 &&
              afc_pg_prober_last_reason(a->prober, self) == AFC_PG_L4_REFUSED);
 }

@@ -71,6 +71,8 @@ struct target {
     bool reused;  /* this probe started on a connection kept from an earlier probe */
     bool flushed; /* the query has been sent completely */
     struct afc_pg_sample sample;
+    struct afc_pg_sample last; /* the last finished probe's sample (reason set) */
+    bool have_last;
     struct afc_pg_hyst hyst;
     unsigned changes; /* of the last report */
 };
@@ -397,6 +399,9 @@ static void finish_probe(struct target *t, enum afc_pg_reason reason)
 
     uv_timer_stop(&t->deadline);
     unwatch(t);
+    t->last = t->sample;
+    t->last.reason = reason;
+    t->have_last = true;
     if (reason != AFC_PG_OK) {
         afc_debug("pg probe %s failed: %s", t->name, afc_pg_reason_name(reason));
         drop_conn(t); /* a failed connection is never reused */
@@ -596,6 +601,11 @@ enum afc_pg_reason afc_pg_prober_last_reason(const struct afc_pg_prober *p, unsi
 unsigned afc_pg_prober_failing(const struct afc_pg_prober *p, unsigned index)
 {
     return index < p->n ? p->t[index].hyst.fail_run : 0;
+}
+
+const struct afc_pg_sample *afc_pg_prober_last_sample(const struct afc_pg_prober *p, unsigned index)
+{
+    return index < p->n && p->t[index].have_last ? &p->t[index].last : NULL;
 }
 
 unsigned afc_pg_prober_changes(const struct afc_pg_prober *p, unsigned index)

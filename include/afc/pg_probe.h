@@ -216,6 +216,11 @@ enum afc_pg_reason afc_pg_prober_last_reason(const struct afc_pg_prober *p, unsi
  * Unlike the reason above, this says whether the target is failing *now*. */
 unsigned afc_pg_prober_failing(const struct afc_pg_prober *p, unsigned index);
 
+/* The raw sample of target index's last finished probe, before hysteresis (NULL if none yet):
+ * reason AFC_PG_OK means it answered, and then role says what it is right now. */
+const struct afc_pg_sample *afc_pg_prober_last_sample(const struct afc_pg_prober *p,
+                                                      unsigned index);
+
 /* The AFC_PG_CHG_* mask of target index's most recent report (0 if none yet). */
 unsigned afc_pg_prober_changes(const struct afc_pg_prober *p, unsigned index);
 
