@@ -40,6 +40,8 @@
 #define DEFAULT_SNAPSHOT_THRESHOLD   1024
 #define DEFAULT_SNAPSHOT_TRAILING    128
 #define DEFAULT_DIGEST_INTERVAL_MS   5000
+/* InstallSnapshot retry, in election timeouts (see set_tunables; libraft's default is 30 s). */
+#define INSTALL_SNAPSHOT_RETRY_ELECTIONS 2
 /* raft_uv preallocates open segments of this size (default 8 MiB × 3 = 25 MB per node for a few
  * hundred bytes of state, §3 step 4). A multiple of every plausible direct-I/O block size. */
 #define SEGMENT_SIZE           (1024 * 1024)
@@ -292,6 +294,15 @@ static void set_tunables(struct afc_node *n)
     raft_set_pre_vote(r, true);
     raft_set_snapshot_threshold(r, n->cfg.snapshot_threshold);
     raft_set_snapshot_trailing(r, n->cfg.snapshot_trailing);
+    /* 0.15 silently drops an InstallSnapshot that arrives while the follower is taking or
+     * installing another snapshot (RAFT_BUSY, no reply), and the leader, which waits in snapshot
+     * mode and ignores the follower's heartbeat rejections meanwhile, only re-sends it after
+     * install_snapshot_timeout: 30 s by default. A follower restarted behind the leader's snapshot
+     * hits this when stale messages queued while it was down (an old AppendEntries that makes it
+     * take its own snapshot, or an older InstallSnapshot) reach it first. Our snapshot is a few
+     * KiB, so a re-send is cheap: retry after two election timeouts, which still covers a WAN
+     * round trip plus the follower's fsync and restore many times over. */
+    raft_set_install_snapshot_timeout(r, INSTALL_SNAPSHOT_RETRY_ELECTIONS * r->election_timeout);
 }
 
 /*
@@ -305,12 +316,27 @@ static void set_tunables(struct afc_node *n)
  */
 static void uv_trace_emit(struct raft_tracer *t, const char *file, int line, const char *message)
 {
+    /* 0.15 traces "<segment> has non-zero trail" just before "truncate open segment ..." when the
+     * bytes after the last good batch are not the zeros the segment was preallocated with. Without
+     * it the "truncation" only drops never-written preallocated space: the normal state of an open
+     * segment after SIGKILL (it happens on every crash-restart), not a loss of entries. */
+    static bool nonzero_trail;
     (void)t;
+    if (strstr(message, "has non-zero trail") != NULL) {
+        nonzero_trail = true;
+    }
     if (strstr(message, "since it has corrupted entries") != NULL) {
-        afc_event("raft-log-truncated", "detail=\"%s\"", message);
-        afc_warn("raft log truncated at start (torn write after a crash, or corruption): entries "
-                 "after that point are gone from this node and come back from the leader only if "
-                 "the others hold them");
+        if (nonzero_trail) {
+            afc_event("raft-log-truncated", "detail=\"%s\"", message);
+            afc_warn("raft log truncated at start (torn write after a crash, or corruption): "
+                     "entries after that point are gone from this node and come back from the "
+                     "leader only if the others hold them");
+        } else {
+            afc_info("raft: open segment ends in preallocated zeros after an unclean stop (%s); "
+                     "no entries lost",
+                     message);
+        }
+        nonzero_trail = false;
     }
     if (getenv("LIBRAFT_TRACE") != NULL) {
         fprintf(stderr, "LIBRAFT %s:%d %s\n", file, line, message);

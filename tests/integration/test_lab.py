@@ -345,17 +345,24 @@ def test_snapshot_catch_up(lab):
     target = lab.cluster(leader)
     print("  %d commands while %s was down (its applied index %d); leader snapshots at %s"
           % (n_ops, follower, before, sorted(snapshot_indexes(leader_dir))))
+    t0 = time.monotonic()
     lab.chaos("restart", follower)
     lab.reload()
+    # Messages the leader queued while the follower was down reach it first (an old AppendEntries
+    # that makes it take its own snapshot, an older InstallSnapshot), and libraft 0.15 drops an
+    # InstallSnapshot that arrives meanwhile; the leader re-sends it after install_snapshot_timeout,
+    # which node.c sets to 2 election timeouts (2 s here; libraft's own default of 30 s made this
+    # test flaky). 30 s leaves a >10x margin for a loaded machine.
     docs = lab.wait_all("%s to catch up through a snapshot" % follower,
                         lambda d: d["node"]["applied_index"] >= target["node"]["applied_index"],
                         names=[follower], timeout=30)
+    caught_up_s = time.monotonic() - t0
     doc = docs[follower]
     assert doc["paused"] is False and doc["epoch"] == target["epoch"], (doc, target)
     snaps = snapshot_indexes(lab.region(follower)["data_dir"])
     assert snaps and max(snaps) > before, "no snapshot stored on %s: %s" % (follower, snaps)
-    print("  %s caught up: applied_index %d, snapshots %s"
-          % (follower, doc["node"]["applied_index"], sorted(snaps)))
+    print("  %s caught up in %.1f s: applied_index %d, snapshots %s"
+          % (follower, caught_up_s, doc["node"]["applied_index"], sorted(snaps)))
 
 
 def test_pause_forwarded(lab):
