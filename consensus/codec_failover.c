@@ -8,6 +8,7 @@
  *
  * Module-internal (prototypes in msgpack_util.h). Pure: libc + msgpack.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "afc/state.h"
@@ -98,7 +99,7 @@ static int check_obs(const struct afc_pg_obs *o, int code, struct afc_err *why)
 
 int codec_pack_failover(msgpack_packer *pk, const struct afc_failover *f)
 {
-    int rc = msgpack_pack_map(pk, 18);
+    int rc = msgpack_pack_map(pk, 21);
     rc |= codec_pack_kv_u64(pk, "epoch", f->epoch);
     rc |= codec_pack_kv_str(pk, "from", f->from);
     rc |= codec_pack_kv_str(pk, "to", f->to);
@@ -117,7 +118,33 @@ int codec_pack_failover(msgpack_packer *pk, const struct afc_failover *f)
     rc |= codec_pack_kv_u64(pk, "timeline", f->timeline);
     rc |= codec_pack_kv_u64(pk, "promoted_lsn", f->promoted_lsn);
     rc |= codec_pack_kv_u64(pk, "old_lsn", f->old_lsn);
+    rc |= codec_pack_kv_i64(pk, "routed_ms", f->routed_ms);
+    rc |= codec_pack_kv_str(pk, "routed_address", f->routed_address);
+    rc |= codec_pack_cstr(pk, "published_ms") | msgpack_pack_array(pk, AFC_FO_MEMBERS);
+    for (unsigned i = 0; i < AFC_FO_MEMBERS; i++) {
+        rc |= msgpack_pack_int64(pk, f->published_ms[i]);
+    }
     return rc;
+}
+
+static int decode_published(const msgpack_object *o, struct afc_failover *f, struct afc_err *why)
+{
+    const msgpack_object *a = codec_map_find(o, "published_ms");
+    if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != AFC_FO_MEMBERS) {
+        return afc_err_set(why, AFC_EMALFORMED, "published_ms: not an array of %d times",
+                           AFC_FO_MEMBERS);
+    }
+    for (unsigned i = 0; i < AFC_FO_MEMBERS; i++) {
+        const msgpack_object *t = &a->via.array.ptr[i];
+        if (t->type == MSGPACK_OBJECT_POSITIVE_INTEGER && t->via.u64 <= INT64_MAX) {
+            f->published_ms[i] = (int64_t)t->via.u64;
+        } else if (t->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            f->published_ms[i] = t->via.i64;
+        } else {
+            return afc_err_set(why, AFC_EMALFORMED, "published_ms[%u]: not an integer", i);
+        }
+    }
+    return 0;
 }
 
 static int decode_failover_times(const msgpack_object *o, struct afc_failover *f,
@@ -147,7 +174,10 @@ int codec_decode_failover(const msgpack_object *o, struct afc_failover *f, struc
         decode_failover_times(o, f, why) != 0 ||
         codec_get_u32(o, "timeline", &f->timeline, why) != 0 ||
         codec_get_u64(o, "promoted_lsn", &f->promoted_lsn, why) != 0 ||
-        codec_get_u64(o, "old_lsn", &f->old_lsn, why) != 0) {
+        codec_get_u64(o, "old_lsn", &f->old_lsn, why) != 0 ||
+        codec_get_i64(o, "routed_ms", &f->routed_ms, why) != 0 ||
+        codec_get_str(o, "routed_address", f->routed_address, sizeof f->routed_address, why) != 0 ||
+        decode_published(o, f, why) != 0) {
         return AFC_EMALFORMED;
     }
     return 0;
@@ -160,7 +190,8 @@ int codec_check_failover(const struct afc_failover *f, int code, struct afc_err 
     }
     if (!codec_is_terminated(f->from, sizeof f->from) ||
         !codec_is_terminated(f->to, sizeof f->to) ||
-        !codec_is_terminated(f->reason, sizeof f->reason)) {
+        !codec_is_terminated(f->reason, sizeof f->reason) ||
+        !codec_is_terminated(f->routed_address, sizeof f->routed_address)) {
         return afc_err_set(why, code, "failover: unterminated string");
     }
     return 0;
@@ -179,6 +210,9 @@ unsigned codec_failover_field_count(enum afc_op op)
         return 9;
     case AFC_OP_FAILOVER_STEP:
         return 5;
+    case AFC_OP_ROUTED:
+    case AFC_OP_PUBLISHED:
+        return 3;
     default:
         return 0;
     }
@@ -219,6 +253,17 @@ int codec_check_failover_cmd(const struct afc_cmd *c, int code, struct afc_err *
             return afc_err_set(why, code, "step %u out of range", c->u.failover_step.step);
         }
         return check_name(c->u.failover_step.detail, AFC_DETAIL_MAX, "detail", false, code, why);
+    case AFC_OP_ROUTED:
+        return check_name(c->u.routed.address, sizeof c->u.routed.address, "address", true, code,
+                          why) ||
+                       check_name(c->u.routed.detail, AFC_DETAIL_MAX, "detail", false, code, why)
+                   ? code
+                   : 0;
+    case AFC_OP_PUBLISHED:
+        return check_name(c->u.published.region, AFC_NAME_MAX, "region", true, code, why) ||
+                       check_name(c->u.published.detail, AFC_DETAIL_MAX, "detail", false, code, why)
+                   ? code
+                   : 0;
     default:
         return 0;
     }
@@ -253,6 +298,14 @@ int codec_pack_failover_cmd(msgpack_packer *pk, const struct afc_cmd *c)
                codec_pack_kv_u64(pk, "timeline", c->u.failover_step.timeline) |
                codec_pack_kv_u64(pk, "lsn", c->u.failover_step.lsn) |
                codec_pack_kv_str(pk, "detail", c->u.failover_step.detail);
+    case AFC_OP_ROUTED:
+        return codec_pack_kv_u64(pk, "epoch", c->u.routed.epoch) |
+               codec_pack_kv_str(pk, "address", c->u.routed.address) |
+               codec_pack_kv_str(pk, "detail", c->u.routed.detail);
+    case AFC_OP_PUBLISHED:
+        return codec_pack_kv_u64(pk, "epoch", c->u.published.epoch) |
+               codec_pack_kv_str(pk, "region", c->u.published.region) |
+               codec_pack_kv_str(pk, "detail", c->u.published.detail);
     default:
         return -1;
     }
@@ -300,6 +353,14 @@ int codec_decode_failover_cmd(const msgpack_object *m, struct afc_cmd *c, struct
         return decode_begin(m, c, why);
     case AFC_OP_FAILOVER_STEP:
         return decode_step(m, c, why);
+    case AFC_OP_ROUTED:
+        return codec_get_u64(m, "epoch", &c->u.routed.epoch, why) ||
+               codec_get_str(m, "address", c->u.routed.address, sizeof c->u.routed.address, why) ||
+               codec_get_str(m, "detail", c->u.routed.detail, AFC_DETAIL_MAX, why);
+    case AFC_OP_PUBLISHED:
+        return codec_get_u64(m, "epoch", &c->u.published.epoch, why) ||
+               codec_get_str(m, "region", c->u.published.region, AFC_NAME_MAX, why) ||
+               codec_get_str(m, "detail", c->u.published.detail, AFC_DETAIL_MAX, why);
     default:
         return AFC_EMALFORMED;
     }

@@ -82,8 +82,8 @@ int codec_check_members(const struct afc_member *m, unsigned n, int code, struct
 /* ---- failover payloads (codec_failover.c), shared by the commands and the snapshot ---- */
 
 /* Key/value pairs of one observation, without a map header (CODEC_OBS_KEYS pairs, in wire order:
- * healthy, role, timeline, lsn, replay_lsn, lag_ms, upstream, local_dead, t_obs, seq). `valid` is not
- * on the wire: whoever holds the observation knows whether it has one. */
+ * healthy, role, timeline, lsn, replay_lsn, lag_ms, upstream, local_dead, t_obs, seq). `valid` is
+ * not on the wire: whoever holds the observation knows whether it has one. */
 #define CODEC_OBS_KEYS 10
 int codec_pack_obs_fields(msgpack_packer *pk, const struct afc_pg_obs *o);
 int codec_decode_obs_fields(const msgpack_object *map, struct afc_pg_obs *o, struct afc_err *why);

@@ -522,6 +522,8 @@ static const apply_fn apply_handlers[AFC_OP__COUNT] = {
     [AFC_OP_FAILOVER_BEGIN] = state_apply_failover_begin,
     [AFC_OP_FAILOVER_STEP] = state_apply_failover_step,
     [AFC_OP_DRAIN] = apply_drain,
+    [AFC_OP_ROUTED] = state_apply_routed,
+    [AFC_OP_PUBLISHED] = state_apply_published,
 };
 
 static bool is_rejection(enum afc_apply_result r)

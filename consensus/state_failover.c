@@ -435,3 +435,95 @@ int state_decode_failover(const msgpack_object *m, struct afc_state *s, struct a
     }
     return 0;
 }
+
+/* ---- ROUTED and PUBLISHED: after the promotion, clients are told (ARCHITECTURE.md §5, 4–5) ----
+ */
+
+/* Both need the failover of their epoch to be current and past its promotion (they may come
+ * after DONE: the database side does not wait for DNS or Redis). */
+static enum afc_apply_result check_delivery(const struct afc_state *s, const char *op,
+                                            afc_epoch epoch, struct afc_err *why)
+{
+    const struct afc_failover *f = &s->failover;
+    if (epoch != f->epoch || s->epoch != f->epoch) {
+        afc_err_set(why, AFC_ESTALEEPOCH,
+                    "%s: epoch %" PRIu64 " but the current failover is %" PRIu64
+                    " and the epoch %" PRIu64,
+                    op, epoch, f->epoch, s->epoch);
+        return AFC_APPLY_REJECTED_STALE;
+    }
+    if (f->step != AFC_FO_PROMOTED && f->step != AFC_FO_DONE) {
+        afc_err_set(why, AFC_EINVAL, "%s: the failover of epoch %" PRIu64 " is at %s, not promoted",
+                    op, epoch, afc_fo_step_name(f->step));
+        return AFC_APPLY_REJECTED_INVALID;
+    }
+    return AFC_APPLY_OK;
+}
+
+/* The receipt already pushed at DONE gets the late news too. */
+static struct afc_failover *pushed_receipt(struct afc_state *s, afc_epoch epoch)
+{
+    for (unsigned i = 0; i < s->failovers_len && i < AFC_FAILOVERS_MAX; i++) {
+        if (s->failovers[i].epoch == epoch) {
+            return &s->failovers[i];
+        }
+    }
+    return NULL;
+}
+
+enum afc_apply_result state_apply_routed(struct afc_fsm *fsm, uint64_t index,
+                                         const struct afc_cmd *c, struct afc_err *why)
+{
+    struct afc_state *s = &fsm->state;
+    struct afc_failover *f = &s->failover;
+    enum afc_apply_result r = check_delivery(s, "routed", c->u.routed.epoch, why);
+    if (r != AFC_APPLY_OK) {
+        return r;
+    }
+    if (f->routed_ms != 0) {
+        afc_err_set(why, 0, "routed: epoch %" PRIu64 " already routed", f->epoch);
+        return AFC_APPLY_NOOP;
+    }
+    f->routed_ms = c->wall_ms != 0 ? c->wall_ms : 1;
+    snprintf(f->routed_address, sizeof f->routed_address, "%s", c->u.routed.address);
+    struct afc_failover *pushed = pushed_receipt(s, f->epoch);
+    if (pushed != NULL) {
+        pushed->routed_ms = f->routed_ms;
+        memcpy(pushed->routed_address, f->routed_address, sizeof f->routed_address);
+    }
+    state_record_event(s, index, c->wall_ms, "routed", "epoch=%" PRIu64 " region=%s address=%s%s%s",
+                       f->epoch, f->to, f->routed_address, c->u.routed.detail[0] ? " " : "",
+                       c->u.routed.detail);
+    return AFC_APPLY_OK;
+}
+
+enum afc_apply_result state_apply_published(struct afc_fsm *fsm, uint64_t index,
+                                            const struct afc_cmd *c, struct afc_err *why)
+{
+    struct afc_state *s = &fsm->state;
+    struct afc_failover *f = &s->failover;
+    int i = member_index(s, c->u.published.region);
+    if (i < 0) {
+        afc_err_set(why, AFC_EUNKNOWNMEMBER, "published: %s is not a member",
+                    c->u.published.region);
+        return AFC_APPLY_REJECTED_INVALID;
+    }
+    enum afc_apply_result r = check_delivery(s, "published", c->u.published.epoch, why);
+    if (r != AFC_APPLY_OK) {
+        return r;
+    }
+    if (f->published_ms[i] != 0) {
+        afc_err_set(why, 0, "published: epoch %" PRIu64 " already in %s's Redis", f->epoch,
+                    c->u.published.region);
+        return AFC_APPLY_NOOP;
+    }
+    f->published_ms[i] = c->wall_ms != 0 ? c->wall_ms : 1;
+    struct afc_failover *pushed = pushed_receipt(s, f->epoch);
+    if (pushed != NULL) {
+        pushed->published_ms[i] = f->published_ms[i];
+    }
+    state_record_event(s, index, c->wall_ms, "published", "epoch=%" PRIu64 " region=%s%s%s",
+                       f->epoch, c->u.published.region, c->u.published.detail[0] ? " " : "",
+                       c->u.published.detail);
+    return AFC_APPLY_OK;
+}

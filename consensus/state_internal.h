@@ -29,6 +29,10 @@ enum afc_apply_result state_apply_failover_begin(struct afc_fsm *fsm, uint64_t i
                                                  const struct afc_cmd *c, struct afc_err *why);
 enum afc_apply_result state_apply_failover_step(struct afc_fsm *fsm, uint64_t index,
                                                 const struct afc_cmd *c, struct afc_err *why);
+enum afc_apply_result state_apply_routed(struct afc_fsm *fsm, uint64_t index,
+                                         const struct afc_cmd *c, struct afc_err *why);
+enum afc_apply_result state_apply_published(struct afc_fsm *fsm, uint64_t index,
+                                            const struct afc_cmd *c, struct afc_err *why);
 
 /* Snapshot keys "obs", "lease", "failover", "failovers" (STATE_FAILOVER_KEYS key/value pairs,
  * canonical). Decode treats each absent key as empty (a snapshot written before these existed). */

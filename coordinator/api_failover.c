@@ -85,23 +85,36 @@ static json_t *time_or_null(int64_t wall_ms)
     return json_string(buf);
 }
 
-json_t *api_failover_json(const struct afc_failover *f)
+/* {"us-east-2": time or null, ...}: when each region's Redis learned this failover's primary. */
+static json_t *published_json(const struct afc_state *s, const struct afc_failover *f)
+{
+    json_t *o = json_object();
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
+        json_object_set_new(o, s->members[i].name, time_or_null(f->published_ms[i]));
+    }
+    return o;
+}
+
+json_t *api_failover_json(const struct afc_state *s, const struct afc_failover *f)
 {
     if (f->step == AFC_FO_NONE) {
         return json_null();
     }
     json_t *times =
-        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "detected", time_or_null(f->detected_ms),
-                  "decided", time_or_null(f->decided_ms), "fenced", time_or_null(f->fenced_ms),
-                  "promoted", time_or_null(f->promoted_ms), "done", time_or_null(f->done_ms),
-                  "aborted", time_or_null(f->aborted_ms));
-    return json_pack("{s:I, s:s, s:s, s:s, s:o, s:b, s:b, s:I, s:I, s:I, s:o, s:o, s:o}", "epoch",
-                     (json_int_t)f->epoch, "from", f->from, "to", f->to, "step",
+        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "detected",
+                  time_or_null(f->detected_ms), "decided", time_or_null(f->decided_ms), "fenced",
+                  time_or_null(f->fenced_ms), "promoted", time_or_null(f->promoted_ms), "routed",
+                  time_or_null(f->routed_ms), "done", time_or_null(f->done_ms), "aborted",
+                  time_or_null(f->aborted_ms), "published", published_json(s, f));
+    return json_pack("{s:I, s:s, s:s, s:s, s:o, s:b, s:b, s:I, s:I, s:I, s:o, s:o, s:o, s:o}",
+                     "epoch", (json_int_t)f->epoch, "from", f->from, "to", f->to, "step",
                      afc_fo_step_name(f->step), "reason", json_string_lossy(f->reason), "planned",
                      f->planned, "forced", f->forced, "decided_index", (json_int_t)f->decided_index,
                      "decided_term", (json_int_t)f->decided_term, "timeline",
                      (json_int_t)f->timeline, "promoted_lsn", lsn_json(f->promoted_lsn), "old_lsn",
-                     lsn_json(f->old_lsn), "times", times);
+                     lsn_json(f->old_lsn), "routed_address",
+                     f->routed_address[0] != '\0' ? json_string(f->routed_address) : json_null(),
+                     "times", times);
 }
 
 /* "drained" on each /v1/cluster member entry (false while the member list is the config's). */
@@ -123,7 +136,7 @@ void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc)
     add_drained(s, json_object_get(doc, "members"));
     json_object_set_new(doc, "postgres", postgres_json(d, s));
     json_object_set_new(doc, "lease", lease_json(d, s));
-    json_object_set_new(doc, "failover", api_failover_json(&s->failover));
+    json_object_set_new(doc, "failover", api_failover_json(s, &s->failover));
 }
 
 json_t *api_failovers_json(const struct afc_state *s)
@@ -133,7 +146,7 @@ json_t *api_failovers_json(const struct afc_state *s)
     unsigned first = (s->failovers_next + AFC_FAILOVERS_MAX - n) % AFC_FAILOVERS_MAX;
     for (unsigned i = 0; arr != NULL && i < n; i++) {
         json_array_append_new(arr,
-                              api_failover_json(&s->failovers[(first + i) % AFC_FAILOVERS_MAX]));
+                              api_failover_json(s, &s->failovers[(first + i) % AFC_FAILOVERS_MAX]));
     }
     return arr;
 }

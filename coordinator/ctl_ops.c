@@ -151,8 +151,8 @@ static void fmt_span(json_t *times, const char *a, const char *b, char *buf, siz
 
 static void print_receipt(json_t *f)
 {
-    static const char *const steps[] = {"detected", "decided", "fenced",
-                                        "promoted", "done",    "aborted"};
+    static const char *const steps[] = {"detected", "decided", "fenced", "promoted",
+                                        "routed",   "done",    "aborted"};
     json_t *times = json_object_get(f, "times");
     char to_promoted[32], to_done[32], move[80];
     fmt_span(times, "decided", "promoted", to_promoted, sizeof to_promoted);
@@ -168,6 +168,14 @@ static void print_receipt(json_t *f)
         const char *t = json_string_value(json_object_get(times, steps[k]));
         if (t != NULL) {
             printf("       %-9s %s\n", steps[k], t);
+        }
+    }
+    const char *name;
+    json_t *t;
+    json_object_foreach(json_object_get(times, "published"), name, t)
+    {
+        if (json_is_string(t)) {
+            printf("       %-9s %s  (%s's Redis)\n", "published", json_string_value(t), name);
         }
     }
 }

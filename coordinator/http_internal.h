@@ -87,7 +87,8 @@ struct afc_pg_obs;
 struct afc_failover;
 struct afc_state;
 json_t *api_pg_obs_json(const struct afc_pg_obs *o);     /* null if not valid */
-json_t *api_failover_json(const struct afc_failover *f); /* null if none ever ran */
+/* null if none ever ran; s names the members of the per-region times */
+json_t *api_failover_json(const struct afc_state *s, const struct afc_failover *f);
 json_t *api_failovers_json(const struct afc_state *s);   /* receipts, oldest first */
 /* Add "postgres", "lease" and "failover" to a /v1/cluster document. */
 void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc);

@@ -19,6 +19,8 @@
 #include <stdint.h>
 
 #define AFC_FO_NAME_MAX 32 /* == AFC_NAME_MAX */
+#define AFC_FO_ADDR_MAX 64 /* an IPv4/IPv6 address in text form */
+#define AFC_FO_MEMBERS  9  /* = AFC_MAX_MEMBERS (state.h includes this header) */
 
 /* ---- what a coordinator observed about one region's PostgreSQL ---- */
 
@@ -79,6 +81,10 @@ struct afc_failover {
     uint32_t timeline; /* after promotion */
     uint64_t promoted_lsn;
     uint64_t old_lsn; /* last LSN of the old primary known at decision (RPO bound) */
+    /* after PROMOTED, independent of DONE: clients find the new primary */
+    int64_t routed_ms;                    /* DNS moved and verified (0 = not yet / none) */
+    char routed_address[AFC_FO_ADDR_MAX]; /* what the name answers since */
+    int64_t published_ms[AFC_FO_MEMBERS]; /* per member (state order): its Redis updated */
 };
 
 /* ---- the pure decision core (coordinator/decide.c, in the pure library) ---- */

@@ -23,7 +23,8 @@
 typedef uint64_t afc_epoch;     /* fencing token: strictly increasing */
 typedef uint64_t afc_region_id; /* raft server id of a region's coordinator, >= 1 */
 
-#define AFC_MAX_MEMBERS   9    /* members are a list; 3 and 5 are the tested sizes */
+#define AFC_MAX_MEMBERS 9 /* members are a list; 3 and 5 are the tested sizes */
+_Static_assert(AFC_MAX_MEMBERS == AFC_FO_MEMBERS, "failover.h sizes its per-member arrays");
 #define AFC_NAME_MAX      32   /* region name incl. NUL, e.g. "us-east-2" */
 #define AFC_ADDR_MAX      64   /* raft address "a.b.c.d:port" incl. NUL */
 #define AFC_URL_MAX       128  /* API URL incl. NUL */
@@ -44,7 +45,9 @@ typedef uint64_t afc_region_id; /* raft server id of a region's coordinator, >= 
     X(AFC_OP_RENEW, "renew")     /* the primary's coordinator renews its write lease */            \
     X(AFC_OP_FAILOVER_BEGIN, "failover-begin") /* epoch CAS: decide from → to */                 \
     X(AFC_OP_FAILOVER_STEP, "failover-step")   /* advance the current failover (step table) */     \
-    X(AFC_OP_DRAIN, "drain")                   /* set/clear a member's drained flag */
+    X(AFC_OP_DRAIN, "drain")                   /* set/clear a member's drained flag */             \
+    X(AFC_OP_ROUTED, "routed")       /* leader: DNS names the failover's primary, verified */      \
+    X(AFC_OP_PUBLISHED, "published") /* a region's Redis holds the failover's primary */
 
 enum afc_op {
 #define AFC_OP_ENUM(e, s) e,
@@ -122,6 +125,16 @@ struct afc_cmd {
             bool drained;              /* true: never a failover candidate until undrained */
             char reason[AFC_DETAIL_MAX];
         } drain;
+        struct {
+            afc_epoch epoch;               /* must be the current failover's, promoted */
+            char address[AFC_FO_ADDR_MAX]; /* what the name now answers */
+            char detail[AFC_DETAIL_MAX];   /* provider, verification */
+        } routed;
+        struct {
+            afc_epoch epoch;           /* must be the current failover's, promoted */
+            char region[AFC_NAME_MAX]; /* whose Redis */
+            char detail[AFC_DETAIL_MAX];
+        } published;
     } u;
 };
 

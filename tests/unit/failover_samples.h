@@ -51,6 +51,16 @@ static inline void sample_failover(struct afc_cmd *c)
         c->u.drain.drained = true;
         snprintf(c->u.drain.reason, AFC_DETAIL_MAX, "hardware maintenance");
         break;
+    case AFC_OP_ROUTED:
+        c->u.routed.epoch = 9;
+        snprintf(c->u.routed.address, sizeof c->u.routed.address, "2001:db8::10");
+        snprintf(c->u.routed.detail, AFC_DETAIL_MAX, "provider=rfc2136 verified=2/2");
+        break;
+    case AFC_OP_PUBLISHED:
+        c->u.published.epoch = 10;
+        snprintf(c->u.published.region, AFC_NAME_MAX, "ap-south-1");
+        snprintf(c->u.published.detail, AFC_DETAIL_MAX, "redis=written");
+        break;
     default:
         c->u.failover_step.epoch = 8;
         c->u.failover_step.step = AFC_FO_PROMOTED;
@@ -91,6 +101,14 @@ static inline bool failover_cmd_equal(const struct afc_cmd *a, const struct afc_
         return !strcmp(a->u.drain.region, b->u.drain.region) &&
                a->u.drain.drained == b->u.drain.drained &&
                !strcmp(a->u.drain.reason, b->u.drain.reason);
+    case AFC_OP_ROUTED:
+        return a->u.routed.epoch == b->u.routed.epoch &&
+               !strcmp(a->u.routed.address, b->u.routed.address) &&
+               !strcmp(a->u.routed.detail, b->u.routed.detail);
+    case AFC_OP_PUBLISHED:
+        return a->u.published.epoch == b->u.published.epoch &&
+               !strcmp(a->u.published.region, b->u.published.region) &&
+               !strcmp(a->u.published.detail, b->u.published.detail);
     default: {
         const __typeof__(a->u.failover_step) *x = &a->u.failover_step, *y = &b->u.failover_step;
         return x->epoch == y->epoch && x->step == y->step && x->timeline == y->timeline &&

@@ -291,6 +291,83 @@ static void test_failover_sequence(void)
     CHECK_EQ_INT(f.lease_applied_ms, 8000);
 }
 
+/* ---- ROUTED and PUBLISHED ---- */
+
+static struct afc_cmd mk_routed(afc_epoch epoch, const char *address, int64_t t)
+{
+    struct afc_cmd c = mk(AFC_OP_ROUTED, t);
+    c.u.routed.epoch = epoch;
+    snprintf(c.u.routed.address, sizeof c.u.routed.address, "%s", address);
+    snprintf(c.u.routed.detail, sizeof c.u.routed.detail, "provider=powerdns verified=1/1");
+    return c;
+}
+
+static struct afc_cmd mk_published(afc_epoch epoch, const char *region, int64_t t)
+{
+    struct afc_cmd c = mk(AFC_OP_PUBLISHED, t);
+    c.u.published.epoch = epoch;
+    snprintf(c.u.published.region, AFC_NAME_MAX, "%s", region);
+    return c;
+}
+
+static void test_routed_published(void)
+{
+    static struct afc_fsm f;
+    struct afc_err why;
+    setup(&f);
+    const struct afc_failover *fo = &f.state.failover;
+    /* nothing to route before a failover has promoted */
+    CHECK_EQ_INT(apply(&f, mk_routed(1, "127.0.10.1", 5000), &why), AFC_APPLY_REJECTED_STALE);
+    CHECK_EQ_INT(apply(&f, mk_begin(1, R[0], R[1]), NULL), AFC_APPLY_OK);
+    CHECK_EQ_INT(apply(&f, mk_routed(2, "127.0.10.2", 6100), &why), AFC_APPLY_REJECTED_INVALID);
+    CHECK_CONTAINS(why.msg, "is at decided, not promoted");
+    CHECK_EQ_INT(apply(&f, mk_published(2, R[2], 6100), NULL), AFC_APPLY_REJECTED_INVALID);
+    CHECK_EQ_INT(apply(&f, mk_step(2, AFC_FO_FENCED, 7000), NULL), AFC_APPLY_OK);
+    CHECK_EQ_INT(apply(&f, mk_step(2, AFC_FO_PROMOTED, 7100), NULL), AFC_APPLY_OK);
+    /* a deposed leader's report for an older epoch is stale */
+    CHECK_EQ_INT(apply(&f, mk_routed(1, "127.0.10.1", 7150), &why), AFC_APPLY_REJECTED_STALE);
+    CHECK_EQ_INT(why.code, AFC_ESTALEEPOCH);
+    CHECK_EQ_INT(apply(&f, mk_routed(2, "127.0.10.2", 7200), NULL), AFC_APPLY_OK);
+    CHECK(fo->routed_ms == 7200 && !strcmp(fo->routed_address, "127.0.10.2"));
+    CHECK_EQ_STR(last_event(&f)->kind, "routed");
+    CHECK_EQ_STR(last_event(&f)->detail,
+                 "epoch=2 region=eu-west-1 address=127.0.10.2 provider=powerdns verified=1/1");
+    unsigned h = f.state.history_len;
+    CHECK_EQ_INT(apply(&f, mk_routed(2, "127.0.10.9", 7300), NULL), AFC_APPLY_NOOP);
+    CHECK(fo->routed_ms == 7200 && !strcmp(fo->routed_address, "127.0.10.2"));
+    CHECK_EQ_INT(f.state.history_len, h);
+    /* each region's Redis once; an unknown region is refused */
+    CHECK_EQ_INT(apply(&f, mk_published(2, R[2], 7400), NULL), AFC_APPLY_OK);
+    CHECK_EQ_INT(fo->published_ms[2], 7400);
+    CHECK_EQ_STR(last_event(&f)->detail, "epoch=2 region=ap-south-1");
+    CHECK_EQ_INT(apply(&f, mk_published(2, R[2], 7500), NULL), AFC_APPLY_NOOP);
+    CHECK_EQ_INT(apply(&f, mk_published(2, "mars-1", 7500), &why), AFC_APPLY_REJECTED_INVALID);
+    CHECK_CONTAINS(why.msg, "mars-1 is not a member");
+    /* after DONE the pushed receipt learns the late news too */
+    CHECK_EQ_INT(apply(&f, mk_step(2, AFC_FO_DONE, 7600), NULL), AFC_APPLY_OK);
+    REQUIRE(f.state.failovers_len == 1);
+    CHECK_EQ_INT(apply(&f, mk_published(2, R[1], 7700), NULL), AFC_APPLY_OK);
+    CHECK_EQ_INT(f.state.failovers[0].published_ms[1], 7700);
+    CHECK_EQ_INT(f.state.failovers[0].routed_ms, 7200);
+    /* survives a snapshot */
+    static struct afc_fsm g;
+    void *buf = NULL;
+    size_t len = 0;
+    REQUIRE(afc_state_encode(&f.state, &buf, &len) == 0);
+    afc_fsm_init(&g);
+    REQUIRE(afc_state_decode(buf, len, &g.state, &why) == 0);
+    free(buf);
+    CHECK(g.state.failover.routed_ms == 7200 && g.state.failover.published_ms[1] == 7700 &&
+          g.state.failover.published_ms[2] == 7400 &&
+          !strcmp(g.state.failover.routed_address, "127.0.10.2"));
+    CHECK_EQ_INT(g.state.failovers[0].published_ms[1], 7700);
+    CHECK(afc_state_digest(&g.state) == afc_state_digest(&f.state));
+    /* a newer failover makes them stale */
+    CHECK_EQ_INT(apply(&f, mk_begin(2, R[1], R[2]), NULL), AFC_APPLY_OK);
+    CHECK_EQ_INT(apply(&f, mk_published(2, R[0], 8000), NULL), AFC_APPLY_REJECTED_STALE);
+    CHECK_EQ_INT(fo->routed_ms, 0);
+}
+
 static void test_begin_cas_race(void)
 {
     static struct afc_fsm f;
@@ -531,6 +608,7 @@ int main(void)
     TEST_RUN(test_observe);
     TEST_RUN(test_renew);
     TEST_RUN(test_failover_sequence);
+    TEST_RUN(test_routed_published);
     TEST_RUN(test_begin_cas_race);
     TEST_RUN(test_step_table_through_apply);
     TEST_RUN(test_aborted_rule);
