@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "afc/dns.h"
 #include "afc/error.h"
 #include "afc/state.h"
 
@@ -22,13 +23,17 @@ enum afc_log_format { AFC_LOG_TEXT = 0, AFC_LOG_JSON };
 struct afc_config_member {
     afc_region_id id;
     char name[AFC_NAME_MAX];
-    char raft_addr[AFC_ADDR_MAX]; /* IPv4 literal a.b.c.d:port */
-    char api_url[AFC_URL_MAX];    /* http://host:port */
-    char postgres[AFC_PATH_MAX];  /* libpq conninfo others use to reach this region's PostgreSQL
-                                     (no password: use a passfile); "" = not managed */
-    unsigned priority;            /* candidate tie-break, higher wins; default 100 */
-    bool nofailover;              /* never promote this region automatically */
+    char raft_addr[AFC_ADDR_MAX];   /* IPv4 literal a.b.c.d:port */
+    char api_url[AFC_URL_MAX];      /* http://host:port */
+    char postgres[AFC_PATH_MAX];    /* libpq conninfo others use to reach this region's PostgreSQL
+                                       (no password: use a passfile); "" = not managed */
+    unsigned priority;              /* candidate tie-break, higher wins; default 100 */
+    bool nofailover;                /* never promote this region automatically */
+    char address[AFC_DNS_ADDR_MAX]; /* members[].address: what the DNS name answers while this
+                                       region is primary (IPv4/IPv6 literal); "" = not routed */
 };
+
+#define AFC_WEBHOOKS_MAX 4
 
 struct afc_config {
     char source[AFC_PATH_MAX]; /* file it was read from */
@@ -71,18 +76,38 @@ struct afc_config {
                                        kept outside PGDATA so a rewind cannot carry them over */
     char pg_log_file[AFC_PATH_MAX]; /* postgres.log_file */
     /* failover timings (ARCHITECTURE §9) */
-    unsigned lease_ms;               /* 2000 */
-    unsigned lease_renew_ms;         /* 500, < lease_ms */
-    unsigned margin_ms;              /* 0 = max(200, lease_ms / 10) */
-    unsigned probe_local_ms;         /* 500 */
-    unsigned probe_remote_ms;        /* 1000 */
-    unsigned probe_rise;             /* 2 */
-    unsigned probe_fall;             /* 3 */
-    uint64_t max_lag_bytes;          /* maximum_lag_on_failover, 1 MiB; 0 = no limit */
-    uint64_t failover_cooldown_ms;   /* 300000 */
-    char redis_url[AFC_PATH_MAX];    /* redis.url or REDIS_URL */
-    bool federation_enabled;         /* FEDERATION_ENABLED */
-    char primary_hint[AFC_NAME_MAX]; /* ARAGORA_PRIMARY (bootstrap hint only) */
+    unsigned lease_ms;             /* 2000 */
+    unsigned lease_renew_ms;       /* 500, < lease_ms */
+    unsigned margin_ms;            /* 0 = max(200, lease_ms / 10) */
+    unsigned probe_local_ms;       /* 500 */
+    unsigned probe_remote_ms;      /* 1000 */
+    unsigned probe_rise;           /* 2 */
+    unsigned probe_fall;           /* 3 */
+    uint64_t max_lag_bytes;        /* maximum_lag_on_failover, 1 MiB; 0 = no limit */
+    uint64_t failover_cooldown_ms; /* 300000 */
+    char redis_url[AFC_PATH_MAX];  /* redis.url or REDIS_URL: this region's Redis; "" = none */
+    char redis_key[128];           /* redis.key, default "aragora:primary" */
+    char redis_channel[128];       /* redis.channel, default "aragora:events" */
+    unsigned redis_timeout_ms;     /* redis.timeout_ms: connect and command, default 1000 */
+    /* dns (docs/dns.md): secrets are read from these files, or the environment, into `dns` */
+    struct afc_dns_config dns;
+    char dns_powerdns_api_key_file[AFC_PATH_MAX];      /* env PDNS_API_KEY */
+    char dns_rfc2136_tsig_secret_file[AFC_PATH_MAX];   /* env ARAGORA_DNS_TSIG_SECRET */
+    char dns_cloudflare_token_file[AFC_PATH_MAX];      /* env CLOUDFLARE_API_TOKEN */
+    char dns_route53_secret_file[AFC_PATH_MAX];        /* env AWS_SECRET_ACCESS_KEY */
+    char dns_route53_session_token_file[AFC_PATH_MAX]; /* env AWS_SESSION_TOKEN */
+    /* hooks (docs/hooks.md) */
+    char hook_on_role_change[AFC_PATH_MAX]; /* hooks.on_role_change: absolute path, "" = none */
+    char hook_pre_promote[AFC_PATH_MAX];    /* hooks.pre_promote: absolute path, "" = none */
+    unsigned hook_timeout_ms;               /* hooks.timeout_ms: on_role_change, default 30000 */
+    unsigned pre_promote_timeout_ms;        /* hooks.pre_promote_timeout_ms, default 10000 */
+    char webhook_urls[AFC_WEBHOOKS_MAX][AFC_DNS_URL_MAX]; /* hooks.webhooks: list of URLs */
+    unsigned n_webhooks;
+    char webhook_token_file[AFC_PATH_MAX]; /* hooks.webhook_token_file, env ARAGORA_WEBHOOK_TOKEN */
+    char webhook_token[512];               /* sent as "Authorization: Bearer <token>" */
+    unsigned webhook_attempts;             /* hooks.webhook_attempts, default 5 */
+    bool federation_enabled;               /* FEDERATION_ENABLED */
+    char primary_hint[AFC_NAME_MAX];       /* ARAGORA_PRIMARY (bootstrap hint only) */
 };
 
 /* Fill defaults. */
