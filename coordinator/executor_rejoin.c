@@ -410,7 +410,7 @@ static void run_basebackup(struct afc_executor *x, const char *primary)
         basebackup_failed(x, err.msg);
         return;
     }
-    char bin[AFC_PATH_MAX + 16], source[AFC_PATH_MAX + 48], slot[AFC_NAME_MAX];
+    char bin[AFC_PATH_MAX + 16], source[AFC_PATH_MAX + AFC_NAME_MAX + 32], slot[AFC_NAME_MAX];
     slot_name(c->region, slot, sizeof slot);
     snprintf(bin, sizeof bin, "%s/pg_basebackup", c->pg_bin_dir);
     snprintf(source, sizeof source, "%s application_name=%s", m->postgres, slot);
