@@ -4,8 +4,9 @@
  * Data flow: http.c owns libmicrohttpd on the daemon's uv loop and turns each complete request
  * (headers + body of at most HTTP_BODY_MAX bytes) into one call of api_dispatch(). api.c routes it
  * and either answers at once (http_reply) or goes asynchronous (http_suspend) and answers later
- * from a proposal callback or a forward completion. forward.c runs libcurl's multi interface on the
- * same loop. json.c builds the bodies. Everything runs on the loop thread; nothing blocks.
+ * from a proposal callback or a forward completion. forward.c forwards to the leader through the
+ * HTTP client (http_client.c: libcurl's multi interface on the same loop). json.c builds the
+ * bodies. Everything runs on the loop thread; nothing blocks.
  */
 #ifndef AFC_HTTP_INTERNAL_H
 #define AFC_HTTP_INTERNAL_H
@@ -86,10 +87,10 @@ void api_internal_propose(struct http_req *r);
 struct afc_pg_obs;
 struct afc_failover;
 struct afc_state;
-json_t *api_pg_obs_json(const struct afc_pg_obs *o);     /* null if not valid */
+json_t *api_pg_obs_json(const struct afc_pg_obs *o); /* null if not valid */
 /* null if none ever ran; s names the members of the per-region times */
 json_t *api_failover_json(const struct afc_state *s, const struct afc_failover *f);
-json_t *api_failovers_json(const struct afc_state *s);   /* receipts, oldest first */
+json_t *api_failovers_json(const struct afc_state *s); /* receipts, oldest first */
 /* Add "postgres", "lease" and "failover" to a /v1/cluster document. */
 void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc);
 /* GET /v1/decision[?assume_dead=R] */

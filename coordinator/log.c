@@ -13,7 +13,7 @@
 
 #include "afc/log.h"
 
-#define EVENT_NAMES_MAX 64
+#define EVENT_NAMES_MAX 128
 #define EVENT_NAME_LEN  48
 
 static struct {

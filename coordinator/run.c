@@ -183,18 +183,18 @@ static int lookup_user(const char *name, uv_uid_t *uid, uv_gid_t *gid, struct af
     return 0;
 }
 
-/* environ + extra entries; NULL (inherit) when there are no extras. */
-static int build_env(const char *const *extra, char ***out, struct afc_err *err)
+/* environ (unless env_only) + extra entries; NULL (inherit) when that is all environ. */
+static int build_env(const char *const *extra, bool env_only, char ***out, struct afc_err *err)
 {
     size_t n = 0, m = 0;
     *out = NULL;
-    if (extra == NULL || extra[0] == NULL) {
+    if (!env_only && (extra == NULL || extra[0] == NULL)) {
         return 0;
     }
-    while (environ[n] != NULL) {
+    while (!env_only && environ[n] != NULL) {
         n++;
     }
-    while (extra[m] != NULL) {
+    while (extra != NULL && extra[m] != NULL) {
         m++;
     }
     char **envp = calloc(n + m + 1, sizeof *envp);
@@ -275,7 +275,7 @@ int afc_run_start(uv_loop_t *loop, const struct afc_run_options *opt, afc_run_cb
     r->cb = cb;
     r->data = data;
     r->start_ms = uv_now(loop);
-    int rv = build_env(opt->env, &r->envp, err);
+    int rv = build_env(opt->env, opt->env_only, &r->envp, err);
     if (rv != 0) {
         free(r);
         return rv;

@@ -147,17 +147,37 @@ int afc_dns_stamp_format(uint64_t epoch, const char *region, char *out, size_t c
     return n < 0 || (size_t)n >= cap ? AFC_ETOOBIG : 0;
 }
 
+/*
+ * Exactly what afc_dns_stamp_format() writes: "epoch=", 1 to 20 digits without sign or leading
+ * zero and within 64 bits, one space, "region=", 1 to 31 of a-z 0-9 '-'. Read leniently (sscanf's
+ * %llu takes "-1" and saturates on overflow), a hand-edited "epoch=-1" would pass for the newest
+ * epoch there can be.
+ */
 bool afc_dns_stamp_parse(const char *txt, uint64_t *epoch, char *region, size_t cap)
 {
-    char r[AFC_DNS_REGION_MAX];
-    unsigned long long e;
-    int used = 0;
-    if (sscanf(txt, "epoch=%llu region=%31[a-z0-9-]%n", &e, r, &used) != 2 || txt[used] != '\0' ||
-        e == 0 || strlen(r) >= cap) {
+    uint64_t e = 0;
+    if (strncmp(txt, "epoch=", 6) != 0 || txt[6] < '1' || txt[6] > '9') {
+        return false;
+    }
+    const char *p = txt + 6;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (e > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        e = e * 10 + d;
+    }
+    if (strncmp(p, " region=", 8) != 0) {
+        return false;
+    }
+    p += 8;
+    size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-");
+    if (n == 0 || n >= AFC_DNS_REGION_MAX || n >= cap || p[n] != '\0') {
         return false;
     }
     *epoch = e;
-    snprintf(region, cap, "%s", r);
+    memcpy(region, p, n);
+    region[n] = '\0';
     return true;
 }
 

@@ -11,7 +11,8 @@
  *
  * How each provider compares:
  *   rfc2136     in the server, atomically: the UPDATE's prerequisites are the expected A and TXT
- *               RRsets (value-dependent, RFC 2136 §2.4.2), or "name has no A/TXT" (§2.4.5)
+ *               RRsets (value-dependent, RFC 2136 §2.4.2), or "RRset does not exist" for A,
+ *               AAAA and TXT (§2.4.3)
  *   route53     in the server, atomically: one ChangeBatch DELETEs the expected A and TXT (exact
  *               value and TTL) and CREATEs the new ones; a stale batch fails whole
  *               (InvalidChangeBatch)

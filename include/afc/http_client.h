@@ -47,6 +47,9 @@ struct afc_http_response {
     size_t body_len;
     long retry_after_s; /* the Retry-After header in seconds (delta form), -1 when absent */
     double total_s;     /* transfer time, for logs */
+    /* curl_code != 0 and not one byte of the request was sent (resolve or connect failed or timed
+     * out, TLS handshake failed): the server cannot have acted on it, a retry is safe. */
+    bool nothing_sent;
 };
 
 typedef void (*afc_http_cb)(void *data, const struct afc_http_response *res);
@@ -57,10 +60,16 @@ struct afc_http_client *afc_http_client_new(uv_loop_t *loop);
  * `done` (may be NULL) runs once the last handle is closed, then the client is freed. */
 void afc_http_client_close(struct afc_http_client *c, void (*done)(void *arg), void *arg);
 
-/* Starts a request. Returns the call (to cancel it), or NULL with *err set (invalid URL scheme,
- * out of memory, too many headers); then cb never runs. */
-struct afc_http_call *afc_http_start(struct afc_http_client *c, const struct afc_http_request *req,
-                                     afc_http_cb cb, void *data, struct afc_err *err);
+/* Starts a request. Returns the call (to cancel it), or NULL with *err set; then cb never runs:
+ *   AFC_EINVAL     the URL is not http:// or https://, an unknown method, a header name or value
+ *                  holding CR, LF or NUL (no header injection), a NULL field that is required
+ *   AFC_ETOOBIG    more than AFC_HTTP_MAX_HEADERS headers
+ *   AFC_ENOMEM     out of memory (or curl refused the transfer)
+ *   AFC_ESHUTDOWN  the client is closing
+ * (Not `afc_http_start`: that name is the daemon's API server, coordinator/daemon.h.) */
+struct afc_http_call *afc_http_call_start(struct afc_http_client *c,
+                                          const struct afc_http_request *req, afc_http_cb cb,
+                                          void *data, struct afc_err *err);
 /* The callback will not run; the transfer is aborted. Only before the callback has run. */
 void afc_http_cancel(struct afc_http_call *call);
 

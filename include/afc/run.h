@@ -37,6 +37,8 @@ typedef void (*afc_run_cb)(struct afc_run *run, const struct afc_run_result *res
 struct afc_run_options {
     const char *const *argv; /* argv[0] is the program (absolute path or found in PATH) */
     const char *const *env;  /* extra "NAME=value" entries appended to the environment; NULL */
+    bool env_only;           /* true: the child gets `env` alone, nothing of the daemon's own
+                                environment (which may hold secrets): operator hooks */
     const char *cwd;         /* NULL = the daemon's */
     const char *run_as;      /* OS user name; NULL or "" = as the daemon. Needs root to change */
     unsigned timeout_ms;     /* 0 = no deadline */
