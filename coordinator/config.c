@@ -9,8 +9,12 @@
  * overlays the deployment guide's environment variables and checks the combination again; its
  * messages name the variable instead of a line.
  *
- * Pure: libc and libyaml only. Secrets (API token, database and Redis URLs) are never copied into
- * a message.
+ * The dns section is checked the same way: check_dns() (name inside zone, the chosen provider's
+ * keys, every member's address) at parse time; env_dns() loads the chosen provider's credentials
+ * from the environment or their files afterwards, env_hooks() the webhook token.
+ *
+ * Pure: libc and libyaml only. Secrets (API token, database and Redis URLs, DNS credentials,
+ * webhook token) are never copied into a message.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -38,6 +43,7 @@ struct ctx {
     unsigned member;             /* index while walking members */
     unsigned long line[S_COUNT]; /* 1-based line a slot key was set on; 0 = not */
     unsigned long mline[AFC_MAX_MEMBERS][S_COUNT];
+    unsigned long mstart[AFC_MAX_MEMBERS]; /* line each member's mapping starts on */
 };
 
 /* How a node is named after "got ": a quoted scalar, "nothing", "a mapping", "a sequence". */
@@ -81,13 +87,22 @@ static unsigned long line_of(const yaml_node_t *n)
     return (unsigned long)n->start_mark.line + 1; /* libyaml counts from 0 */
 }
 
+/* Values never quoted back: connection URLs, and a URL with user:password@ (refused, but its
+ * password must not reach a log). */
+static bool hides_value(const struct config_key *k, const yaml_node_t *n)
+{
+    return k->type == K_SECRET ||
+           (k->type == K_URL && n->type == YAML_SCALAR_NODE &&
+            memchr(n->data.scalar.value, '@', n->data.scalar.length) != NULL);
+}
+
 static int fail_expected(struct ctx *x, const struct config_key *k, const yaml_node_t *n,
                          const char *path)
 {
     char what[160], got[CONFIG_SHOW_MAX + 48];
     config_describe(k, what, sizeof what);
     return fail(x, line_of(n), path, "expected %s, got %s", what,
-                show_node(n, k->type == K_SECRET, got, sizeof got));
+                show_node(n, hides_value(k, n), got, sizeof got));
 }
 
 /* libyaml's problem_mark is 0-based; reader errors only carry a byte offset. */
@@ -127,6 +142,8 @@ static bool is_null(const yaml_node_t *n)
 
 static int walk_members(struct ctx *x, const struct config_key *k, const yaml_node_t *seq,
                         const char *path);
+static int walk_list(struct ctx *x, const struct config_key *k, const yaml_node_t *seq, void *base,
+                     const char *path);
 
 static int walk_value(struct ctx *x, const struct config_key *k, const yaml_node_t *n, void *base,
                       const char *path)
@@ -142,6 +159,9 @@ static int walk_value(struct ctx *x, const struct config_key *k, const yaml_node
     if (k->type == K_MEMBERS) {
         return walk_members(x, k, n, path);
     }
+    if (k->type == K_LIST) {
+        return walk_list(x, k, n, base, path);
+    }
     if (n->type != YAML_SCALAR_NODE) {
         return fail_expected(x, k, n, path);
     }
@@ -149,7 +169,7 @@ static int walk_value(struct ctx *x, const struct config_key *k, const yaml_node
     if (config_is_string_type(k->type) && n->data.scalar.length >= k->size) {
         char got[CONFIG_SHOW_MAX + 48];
         return fail(x, line_of(n), path, "expected at most %zu characters, got %s", k->size - 1,
-                    show_node(n, k->type == K_SECRET, got, sizeof got));
+                    show_node(n, hides_value(k, n), got, sizeof got));
     }
     if (strlen(s) != n->data.scalar.length || !config_store(k, s, (char *)base + k->offset)) {
         return fail_expected(x, k, n, path); /* an embedded NUL is never a valid value */
@@ -215,6 +235,41 @@ static int walk_map(struct ctx *x, const yaml_node_t *map, const struct config_k
     return 0;
 }
 
+/* A sequence of scalars (dns.verify_servers, hooks.webhooks): each item is checked as k->sub,
+ * with "[i]" in its path. A null value (`webhooks:` alone) is the empty list. */
+static int walk_list(struct ctx *x, const struct config_key *k, const yaml_node_t *seq, void *base,
+                     const char *path)
+{
+    char child[PATH_TEXT_MAX + 16];
+    struct config_key item = *k->sub;
+    unsigned *count = (unsigned *)((char *)base + k->count_offset);
+    int rv;
+
+    *count = 0;
+    if (is_null(seq)) {
+        return 0;
+    }
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        return fail_expected(x, k, seq, path);
+    }
+    long n = seq->data.sequence.items.top - seq->data.sequence.items.start;
+    if ((uint64_t)n > k->max) {
+        return fail(x, line_of(seq), path,
+                    "expected a sequence of at most %llu items, got %ld items",
+                    (unsigned long long)k->max, n);
+    }
+    for (unsigned i = 0; i < (unsigned)n; i++) {
+        const yaml_node_t *vn = yaml_document_get_node(x->doc, seq->data.sequence.items.start[i]);
+        snprintf(child, sizeof child, "%s[%u]", path, i);
+        item.offset = k->offset + i * k->sub->size;
+        if ((rv = walk_value(x, &item, vn, base, child)) != 0) {
+            return rv;
+        }
+        *count = i + 1;
+    }
+    return 0;
+}
+
 /* Names, ids and raft addresses must each be unique across members. */
 static int check_members_unique(struct ctx *x)
 {
@@ -264,6 +319,7 @@ static int walk_members(struct ctx *x, const struct config_key *k, const yaml_no
         const yaml_node_t *item = yaml_document_get_node(x->doc, seq->data.sequence.items.start[i]);
         snprintf(child, sizeof child, "%s[%u]", path, i);
         x->member = i;
+        x->mstart[i] = line_of(item);
         x->c->n_members = i + 1;
         if (is_null(item)) { /* "- " alone: say what a member looks like */
             return fail(x, line_of(item), child, "missing required key 'name'");
@@ -298,6 +354,62 @@ static const char *member_list(const struct afc_config *c, char *buf, size_t siz
     return buf;
 }
 
+/* The key the chosen provider cannot work without, or NULL (its secrets are checked with the
+ * environment, which may supply them). */
+static const char *dns_missing_key(const struct afc_dns_config *d)
+{
+    switch (d->provider) {
+    case AFC_DNS_POWERDNS:
+        return d->powerdns.api_url[0] == '\0' ? "dns.powerdns.api_url" : NULL;
+    case AFC_DNS_RFC2136:
+        return d->rfc2136.server[0] == '\0'      ? "dns.rfc2136.server"
+               : d->rfc2136.tsig_name[0] == '\0' ? "dns.rfc2136.tsig_name"
+                                                 : NULL;
+    case AFC_DNS_CLOUDFLARE:
+        return d->cloudflare.zone_id[0] == '\0' ? "dns.cloudflare.zone_id" : NULL;
+    case AFC_DNS_ROUTE53:
+        return d->route53.hosted_zone_id[0] == '\0' ? "dns.route53.hosted_zone_id" : NULL;
+    default:
+        return NULL;
+    }
+}
+
+/* dns.name lies in dns.zone; with a provider: name, zone, the provider's keys and every member's
+ * address are there. A missing key is reported at the line of dns.provider, which asked for it. */
+static int check_dns(struct ctx *x)
+{
+    const struct afc_config *c = x->c;
+    const struct afc_dns_config *d = &c->dns;
+    const char *provider = config_dns_provider_name((int)d->provider), *missing;
+    char got[CONFIG_SHOW_MAX + 8], zone[CONFIG_SHOW_MAX + 8], path[PATH_TEXT_MAX];
+
+    if (d->name[0] != '\0' && d->zone[0] != '\0' && !config_dns_name_in_zone(d->name, d->zone)) {
+        return fail(x, x->line[S_DNS_NAME], "dns.name",
+                    "expected a name inside dns.zone %s, got %s",
+                    config_show(d->zone, zone, sizeof zone), config_show(d->name, got, sizeof got));
+    }
+    if (d->provider == AFC_DNS_NONE) {
+        return 0;
+    }
+    missing = d->name[0] == '\0'   ? "dns.name"
+              : d->zone[0] == '\0' ? "dns.zone"
+                                   : dns_missing_key(d);
+    if (missing != NULL) {
+        return fail(x, x->line[S_DNS_PROVIDER], missing, "required when dns.provider is %s",
+                    provider);
+    }
+    for (unsigned i = 0; i < c->n_members; i++) {
+        if (c->members[i].address[0] == '\0') {
+            snprintf(path, sizeof path, "members[%u].address", i);
+            return fail(x, x->mstart[i], path,
+                        "required when dns.provider is %s (the address dns.name answers while "
+                        "'%s' is primary)",
+                        provider, c->members[i].name);
+        }
+    }
+    return 0;
+}
+
 static int check_file(struct ctx *x)
 {
     struct afc_config *c = x->c;
@@ -322,7 +434,7 @@ static int check_file(struct ctx *x)
                     "expected a loopback address (or api.allow_remote: true), got %s",
                     config_show(c->api_listen, got, sizeof got));
     }
-    return 0;
+    return check_dns(x);
 }
 
 /* ---- Public ---------------------------------------------------------------------------------- */
@@ -346,6 +458,23 @@ void afc_config_defaults(struct afc_config *c)
     c->probe_fall = 3;
     c->max_lag_bytes = 1048576;
     c->failover_cooldown_ms = 300000;
+    snprintf(c->redis_key, sizeof c->redis_key, "%s", "aragora:primary");
+    snprintf(c->redis_channel, sizeof c->redis_channel, "%s", "aragora:events");
+    c->redis_timeout_ms = 1000;
+    c->dns.provider = AFC_DNS_NONE;
+    c->dns.ttl = 5;
+    c->dns.timeout_ms = 5000;
+    snprintf(c->dns.powerdns.server_id, sizeof c->dns.powerdns.server_id, "%s", "localhost");
+    snprintf(c->dns.rfc2136.tsig_algorithm, sizeof c->dns.rfc2136.tsig_algorithm, "%s",
+             "hmac-sha256");
+    snprintf(c->dns.cloudflare.api_url, sizeof c->dns.cloudflare.api_url, "%s",
+             "https://api.cloudflare.com/client/v4");
+    snprintf(c->dns.route53.endpoint, sizeof c->dns.route53.endpoint, "%s",
+             "https://route53.amazonaws.com");
+    snprintf(c->dns.route53.region, sizeof c->dns.route53.region, "%s", "us-east-1");
+    c->hook_timeout_ms = 30000;
+    c->pre_promote_timeout_ms = 10000;
+    c->webhook_attempts = 5;
     for (unsigned i = 0; i < AFC_MAX_MEMBERS; i++) {
         c->members[i].priority = 100;
     }
@@ -583,6 +712,27 @@ static bool is_secret(const char *s, size_t n, size_t min, size_t cap)
     return true;
 }
 
+/* RFC 4648 base64 with padding, as a BIND key file's `secret` (and PowerDNS's tsigkeys) write it.
+ */
+static bool is_base64(const char *s, size_t n)
+{
+    size_t pad = 0;
+    if (n == 0 || n % 4 != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool b64 = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                   (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
+        if (ch == '=') {
+            pad++;
+        } else if (!b64 || pad > 0) {
+            return false;
+        }
+    }
+    return pad <= 2;
+}
+
 /* Where a secret goes and what it must look like. */
 struct secret_spec {
     const char *key;  /* "api.token_file" */
@@ -592,21 +742,26 @@ struct secret_spec {
     size_t cap;
     size_t min;
     size_t *out_len; /* may be NULL */
+    bool base64;     /* must also be base64 (a TSIG secret) */
 };
+
+static bool secret_ok(const struct secret_spec *sp, const char *s, size_t n)
+{
+    return is_secret(s, n, sp->min, sp->cap) && (!sp->base64 || is_base64(s, n));
+}
 
 static int secret_invalid(const struct afc_config *c, const struct secret_spec *sp, bool from_env,
                           struct afc_err *err)
 {
+    const char *what = sp->base64 ? "characters of base64, as in a BIND key file"
+                                  : "printable characters without spaces";
     if (from_env) {
-        return afc_err_set(err, AFC_ECONFIG,
-                           "%s: expected %zu to %zu printable characters without spaces (value "
-                           "not shown)",
-                           sp->var, sp->min, sp->cap - 1);
+        return afc_err_set(err, AFC_ECONFIG, "%s: expected %zu to %zu %s (value not shown)",
+                           sp->var, sp->min, sp->cap - 1, what);
     }
     return afc_err_set(err, AFC_ECONFIG,
-                       "%s: %s: '%s': expected one line of %zu to %zu printable characters "
-                       "without spaces (value not shown)",
-                       c->source, sp->key, sp->path, sp->min, sp->cap - 1);
+                       "%s: %s: '%s': expected one line of %zu to %zu %s (value not shown)",
+                       c->source, sp->key, sp->path, sp->min, sp->cap - 1, what);
 }
 
 static void secret_store(const struct secret_spec *sp, const char *s, size_t len)
@@ -618,11 +773,17 @@ static void secret_store(const struct secret_spec *sp, const char *s, size_t len
     }
 }
 
+/* Large enough for the longest secret (an AWS session token, up to 2047 characters) and its line
+ * ending; a longer file fills it and is then rejected as too long, never cut short. */
+#define SECRET_FILE_MAX 4096
+_Static_assert(sizeof(((struct afc_config *)0)->dns.route53.session_token) + 2 < SECRET_FILE_MAX,
+               "a secret file buffer holds the longest secret and its line ending");
+
 static int read_secret_file(const struct afc_config *c, const struct secret_spec *sp,
                             struct afc_err *err)
 {
     const char *path = sp->path, *src = c->source;
-    char buf[512];
+    char buf[SECRET_FILE_MAX];
     size_t len = 0;
     int rv = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t n = 1;
@@ -648,7 +809,7 @@ static int read_secret_file(const struct afc_config *c, const struct secret_spec
     }
     if (len == 0) {
         rv = afc_err_set(err, AFC_ECONFIG, "%s: %s: '%s' is empty", src, sp->key, path);
-    } else if (!is_secret(buf, len, sp->min, sp->cap)) {
+    } else if (!secret_ok(sp, buf, len)) {
         rv = secret_invalid(c, sp, false, err);
     } else {
         secret_store(sp, buf, len);
@@ -665,7 +826,7 @@ static int env_secret(struct afc_config *c, getenv_func getenv_fn, const struct 
 {
     const char *value = env(getenv_fn, sp->var);
     if (value != NULL) {
-        if (!is_secret(value, strlen(value), sp->min, sp->cap)) {
+        if (!secret_ok(sp, value, strlen(value))) {
             return secret_invalid(c, sp, true, err);
         }
         secret_store(sp, value, strlen(value));
@@ -706,6 +867,139 @@ static int env_secrets(struct afc_config *c, getenv_func getenv_fn, struct afc_e
                          "authenticated with a shared secret: set cluster.secret_file or "
                          "ARAGORA_CLUSTER_SECRET",
                          c->source);
+    }
+    return rv;
+}
+
+/* A secret the chosen provider needs and neither its variable nor its file supplied. */
+static int secret_required(const struct afc_config *c, const struct secret_spec *sp,
+                           struct afc_err *err)
+{
+    return afc_err_set(err, AFC_ECONFIG,
+                       "%s: %s: not set; required when dns.provider is %s: set %s or %s", c->source,
+                       sp->key, config_dns_provider_name((int)c->dns.provider), sp->key, sp->var);
+}
+
+/* AWS_ACCESS_KEY_ID over dns.route53.access_key_id: not a secret, so a bad one is shown. */
+static int env_aws_key_id(struct afc_config *c, getenv_func getenv_fn, struct afc_err *err)
+{
+    static const struct config_key id = {.type = K_ID};
+    const char *v = env(getenv_fn, "AWS_ACCESS_KEY_ID");
+    char *dst = c->dns.route53.access_key_id, got[CONFIG_SHOW_MAX + 8];
+    size_t cap = sizeof c->dns.route53.access_key_id;
+
+    if (v != NULL && (strlen(v) >= cap || !config_store(&id, v, dst))) {
+        return afc_err_set(err, AFC_ECONFIG,
+                           "AWS_ACCESS_KEY_ID: expected 1 to %zu letters, digits, '.', '_' or '-', "
+                           "got %s",
+                           cap - 1, config_show(v, got, sizeof got));
+    }
+    if (dst[0] == '\0') {
+        return afc_err_set(err, AFC_ECONFIG,
+                           "%s: dns.route53.access_key_id: not set; required when dns.provider is "
+                           "route53: set dns.route53.access_key_id or AWS_ACCESS_KEY_ID",
+                           c->source);
+    }
+    return 0;
+}
+
+/* The credentials each provider reads: from its variable, else from its file. */
+struct dns_secret {
+    enum afc_dns_provider_kind provider;
+    const char *key, *var;
+    size_t path_at, dst_at, cap; /* offsets into struct afc_config; dst's size */
+    size_t min;
+    bool base64;   /* a TSIG secret */
+    bool required; /* the provider cannot work without it */
+};
+
+#define SECRET_AT(path, dst)                                                                       \
+    .path_at = offsetof(struct afc_config, path), .dst_at = offsetof(struct afc_config, dst),      \
+    .cap = sizeof(((struct afc_config *)0)->dst)
+
+static const struct dns_secret dns_secrets[] = {
+    {AFC_DNS_POWERDNS, "dns.powerdns.api_key_file", "PDNS_API_KEY",
+     SECRET_AT(dns_powerdns_api_key_file, dns.powerdns.api_key), .min = 1, .required = true},
+    {AFC_DNS_RFC2136, "dns.rfc2136.tsig_secret_file", "ARAGORA_DNS_TSIG_SECRET",
+     SECRET_AT(dns_rfc2136_tsig_secret_file, dns.rfc2136.tsig_secret), .min = 4, .base64 = true,
+     .required = true},
+    {AFC_DNS_CLOUDFLARE, "dns.cloudflare.token_file", "CLOUDFLARE_API_TOKEN",
+     SECRET_AT(dns_cloudflare_token_file, dns.cloudflare.token), .min = 1, .required = true},
+    {AFC_DNS_ROUTE53, "dns.route53.secret_access_key_file", "AWS_SECRET_ACCESS_KEY",
+     SECRET_AT(dns_route53_secret_file, dns.route53.secret_access_key), .min = 1, .required = true},
+    {AFC_DNS_ROUTE53, "dns.route53.session_token_file", "AWS_SESSION_TOKEN",
+     SECRET_AT(dns_route53_session_token_file, dns.route53.session_token), .min = 1},
+};
+
+/* The chosen provider's credentials. Only the chosen provider's are read: a deployment that
+ * switches provider may keep the other sections, and their files need not exist. */
+static int env_dns(struct afc_config *c, getenv_func getenv_fn, struct afc_err *err)
+{
+    int rv;
+    if (c->dns.provider == AFC_DNS_ROUTE53 && (rv = env_aws_key_id(c, getenv_fn, err)) != 0) {
+        return rv;
+    }
+    for (size_t i = 0; i < sizeof dns_secrets / sizeof dns_secrets[0]; i++) {
+        const struct dns_secret *ds = &dns_secrets[i];
+        const struct secret_spec sp = {
+            .key = ds->key,
+            .var = ds->var,
+            .path = (const char *)c + ds->path_at,
+            .dst = (char *)c + ds->dst_at,
+            .cap = ds->cap,
+            .min = ds->min,
+            .base64 = ds->base64,
+        };
+        if (ds->provider != c->dns.provider) {
+            continue;
+        }
+        if ((rv = env_secret(c, getenv_fn, &sp, err)) != 0) {
+            return rv;
+        }
+        if (ds->required && sp.dst[0] == '\0') {
+            return secret_required(c, &sp, err);
+        }
+    }
+    return 0;
+}
+
+/* A hook that cannot run would fail every time it is needed (a pre_promote hook would veto every
+ * promotion): say so at start-up instead. */
+static int check_hook(const struct afc_config *c, const char *key, const char *path,
+                      struct afc_err *err)
+{
+    struct stat st;
+    if (path[0] == '\0') {
+        return 0;
+    }
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        return afc_err_set(err, AFC_ECONFIG, "%s: %s: cannot run '%s': not a regular file",
+                           c->source, key, path);
+    }
+    if (access(path, X_OK) == 0) {
+        return 0;
+    }
+    return afc_err_set(err, AFC_ECONFIG, "%s: %s: cannot run '%s': %s", c->source, key, path,
+                       strerror(errno));
+}
+
+/* ARAGORA_WEBHOOK_TOKEN / hooks.webhook_token_file (optional), and the hook programs. */
+static int env_hooks(struct afc_config *c, getenv_func getenv_fn, struct afc_err *err)
+{
+    const struct secret_spec token = {
+        .key = "hooks.webhook_token_file",
+        .var = "ARAGORA_WEBHOOK_TOKEN",
+        .path = c->webhook_token_file,
+        .dst = c->webhook_token,
+        .cap = sizeof c->webhook_token,
+        .min = 1,
+    };
+    int rv = env_secret(c, getenv_fn, &token, err);
+    if (rv == 0) {
+        rv = check_hook(c, "hooks.on_role_change", c->hook_on_role_change, err);
+    }
+    if (rv == 0) {
+        rv = check_hook(c, "hooks.pre_promote", c->hook_pre_promote, err);
     }
     return rv;
 }
@@ -781,7 +1075,8 @@ int afc_config_apply_env(struct afc_config *c, const char *(*getenv_fn)(const ch
                              err)) != 0 ||
         (rv = env_secret_url(c->redis_url, sizeof c->redis_url, getenv_fn, "REDIS_URL", err)) !=
             0 ||
-        (rv = env_flags(c, getenv_fn, err)) != 0 || (rv = env_secrets(c, getenv_fn, err)) != 0) {
+        (rv = env_flags(c, getenv_fn, err)) != 0 || (rv = env_secrets(c, getenv_fn, err)) != 0 ||
+        (rv = env_dns(c, getenv_fn, err)) != 0 || (rv = env_hooks(c, getenv_fn, err)) != 0) {
         return rv;
     }
     return check_combination(c, err);

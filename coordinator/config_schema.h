@@ -16,19 +16,29 @@
 #define CONFIG_SHOW_MAX 60 /* longest value quoted back in a message */
 
 enum config_type {
-    K_NAME,       /* member name: [a-z0-9-]{1,31} */
-    K_ABSPATH,    /* absolute file system path */
-    K_PATH,       /* any non-empty path */
-    K_SECRET,     /* non-empty string that may embed a password: never echoed */
-    K_UINT,       /* decimal integer in [min, max]; size 4 → unsigned, 8 → uint64_t */
-    K_BOOL,       /* true | false */
-    K_RAFT_ADDR,  /* a.b.c.d:port (libraft 0.15 resolves nothing else) */
-    K_HOSTPORT,   /* host:port, host = IPv4, [IPv6] or a DNS name */
-    K_HTTP_URL,   /* http://host:port */
-    K_LOG_LEVEL,  /* int from afc_log_level_parse() */
-    K_LOG_FORMAT, /* enum afc_log_format */
-    K_MAP,        /* nested mapping, keys in `sub`, destinations still in the same base */
-    K_MEMBERS,    /* sequence of mappings, keys in `sub`, base = &members[i] */
+    K_NAME,         /* member name: [a-z0-9-]{1,31} */
+    K_ABSPATH,      /* absolute file system path */
+    K_PATH,         /* any non-empty path */
+    K_SECRET,       /* non-empty string that may embed a password: never echoed */
+    K_UINT,         /* decimal integer in [min, max]; size 4 → unsigned, 8 → uint64_t */
+    K_BOOL,         /* true | false */
+    K_RAFT_ADDR,    /* a.b.c.d:port (libraft 0.15 resolves nothing else) */
+    K_HOSTPORT,     /* host:port, host = IPv4, [IPv6] or a DNS name */
+    K_HTTP_URL,     /* http://host:port */
+    K_LOG_LEVEL,    /* int from afc_log_level_parse() */
+    K_LOG_FORMAT,   /* enum afc_log_format */
+    K_IPADDR,       /* IPv4 or IPv6 literal, no brackets, no port */
+    K_IP_PORT,      /* a.b.c.d:port or [IPv6]:port (literals only: nothing is resolved) */
+    K_URL,          /* http:// or https://, host[:port], optional path */
+    K_DNS_NAME,     /* absolute DNS name with the trailing dot: "primary.db.example." */
+    K_ID,           /* provider identifier: [A-Za-z0-9._-]+ */
+    K_WORD,         /* printable ASCII without spaces */
+    K_DNS_PROVIDER, /* enum afc_dns_provider_kind */
+    K_TSIG_ALG,     /* hmac-sha256 | hmac-sha512, stored as text */
+    K_MAP,          /* nested mapping, keys in `sub`, destinations still in the same base */
+    K_MEMBERS,      /* sequence of mappings, keys in `sub`, base = &members[i] */
+    K_LIST,         /* sequence of scalars of type sub->type, each sub->size bytes, stored from
+                       `offset` on; at most `max` of them, their count (unsigned) at count_offset */
 };
 
 /* Keys whose line a cross-key check needs after the walk. */
@@ -38,6 +48,9 @@ enum config_slot {
     S_ELECTION,
     S_HEARTBEAT,
     S_LISTEN,
+    S_DNS_PROVIDER,
+    S_DNS_NAME,
+    S_DNS_ZONE,
     S_M_NAME, /* per member from here on */
     S_M_ID,
     S_M_RAFT,
@@ -51,8 +64,9 @@ struct config_key {
     bool required;
     size_t offset;     /* into struct afc_config, or struct afc_config_member for members */
     size_t size;       /* destination size in bytes */
-    uint64_t min, max; /* K_UINT range */
-    const struct config_key *sub; /* K_MAP, K_MEMBERS */
+    uint64_t min, max; /* K_UINT range; K_LIST: max = most items */
+    const struct config_key *sub; /* K_MAP, K_MEMBERS: a table; K_LIST: the item's type */
+    size_t count_offset;          /* K_LIST: where the number of items goes (unsigned) */
     enum config_slot slot;
 };
 
@@ -64,6 +78,12 @@ bool config_is_name(const char *s);
 
 /* Decimal digits only (no sign, spaces or hex); false on overflow. */
 bool config_parse_u64(const char *s, uint64_t *out);
+
+/* Names the provider in messages: "none", "powerdns", ... */
+const char *config_dns_provider_name(int kind);
+
+/* `name` equals `zone` or lies below it (absolute names, compared without regard to case). */
+bool config_dns_name_in_zone(const char *name, const char *zone);
 
 /* host:port whose host is 127.0.0.0/8, [::1] or localhost. false if not host:port at all. */
 bool config_is_loopback(const char *hostport);

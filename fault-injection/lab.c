@@ -1,26 +1,29 @@
 /*
  * `aragora-chaos lab`: N coordinators on loopback, each with its own generated config, data
  * directory and log under DIR, and (unless --no-postgres) one PostgreSQL per region (lab_pg.c),
- * described by DIR/lab.json.
+ * one Redis per region (lab_redis.c) and one PowerDNS (lab_dns.c), described by DIR/lab.json.
  *
  *   up       generate DIR/token and DIR/<region>/coordinator.yaml, create and start the
- *            PostgreSQL servers, start every coordinator detached, record the PIDs, and return
- *            once some node answers /leader 200
- *   status   per region: process alive/stopped/dead, Raft role and leader from /v1/cluster; and
- *            PostgreSQL's process state and role (pg_is_in_recovery())
- *   kill | freeze | thaw | restart REGION [--what coordinator|postgres|region]
+ *            PostgreSQL servers, the Redis servers and the PowerDNS (with its zone), start every
+ *            coordinator detached, record the PIDs, and return once some node answers /leader 200
+ *   status   per region: process alive/stopped/dead, Raft role and leader from /v1/cluster; then
+ *            PostgreSQL's process state and role (pg_is_in_recovery()), each Redis, the PowerDNS
+ *   kill | freeze | thaw | restart REGION [--what coordinator|postgres|region|redis]
+ *   kill | freeze | thaw | restart dns
  *            SIGKILL | SIGSTOP | SIGCONT | kill + start again
  *   down     SIGCONT + SIGTERM to every recorded coordinator PID, SIGKILL after 10 s; then a fast
- *            stop of every PostgreSQL; safe to repeat
+ *            stop of every PostgreSQL; then the Redis servers and the PowerDNS; safe to repeat
  *
- * Ports: region i (0-based) serves its API on BASE+10*i, Raft on BASE+10*i+1 and PostgreSQL on
- * BASE+10*i+2.
- * Every signal goes through lab_region_state() first (lab.h): never to a PID that is not ours.
+ * Ports: region i (0-based) serves its API on BASE+10*i, Raft on BASE+10*i+1, PostgreSQL on
+ * BASE+10*i+2 and Redis on BASE+10*i+3; the PowerDNS answers DNS on BASE+10*N and its API on
+ * BASE+10*N+1 (N regions).
+ * Every signal goes through lab_pid_state() first (lab.h): never to a PID that is not ours.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +57,8 @@ struct lab_opts {
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
     bool no_postgres;
+    int dns;   /* -1: the default (powerdns with PostgreSQL, else none); else enum lab_dns_mode */
+    int redis; /* -1: the default (with PostgreSQL); 0 --no-redis; 1 --redis */
     enum lab_what what;
 };
 
@@ -62,28 +67,41 @@ static const char lab_usage[] =
     "\n"
     "  up --dir DIR [--regions N] [--base-port P] [--snapshot-threshold N]\n"
     "     [--snapshot-trailing N] [--log-level LEVEL] [--no-postgres]\n"
+    "     [--dns powerdns|rfc2136|none] [--no-dns] [--redis] [--no-redis]\n"
     "        start N coordinators (default 3: us-east-2, eu-west-1, ap-south-1) on loopback,\n"
-    "        and one PostgreSQL 15 each (the first region primary, the others streaming\n"
-    "        replicas; --no-postgres: coordinators only); region i serves its API on P+10*i,\n"
-    "        Raft on P+10*i+1 and PostgreSQL on P+10*i+2 (default P = 21000); returns 0 once\n"
-    "        a leader is ready (bounded: 60 s), and writes DIR/lab.json\n"
+    "        one PostgreSQL 15 each (the first region primary, the others streaming\n"
+    "        replicas; --no-postgres: coordinators only), one Redis each and one PowerDNS\n"
+    "        that holds primary.aragora.lab. (the coordinators use it through its API, or\n"
+    "        with --dns rfc2136 through RFC 2136 updates); without PostgreSQL there is no\n"
+    "        primary, so Redis and DNS are off unless --redis / --dns ask for them.\n"
+    "        Region i serves its API on P+10*i, Raft on P+10*i+1, PostgreSQL on P+10*i+2 and\n"
+    "        Redis on P+10*i+3; PowerDNS answers DNS on P+10*N and its API on P+10*N+1\n"
+    "        (default P = 21000); returns 0 once a leader is ready (bounded: 60 s), and\n"
+    "        writes DIR/lab.json\n"
     "  status --dir DIR                  process state, Raft role and leader of each region,\n"
-    "                                    and its PostgreSQL's process state and role\n"
+    "                                    its PostgreSQL's process state and role, its Redis,\n"
+    "                                    and the PowerDNS with what the name holds\n"
     "  kill --dir DIR REGION             SIGKILL the region's coordinator\n"
     "  freeze --dir DIR REGION           SIGSTOP it\n"
     "  thaw --dir DIR REGION             SIGCONT it\n"
     "  restart --dir DIR REGION          kill it (if running) and start it again, same config\n"
-    "        these four take --what coordinator|postgres|region (default coordinator;\n"
-    "        postgres: the postmaster, and for freeze/thaw its children too; region: both)\n"
-    "  down --dir DIR                    stop every coordinator and PostgreSQL of the lab\n"
-    "                                    (safe to repeat)\n"
+    "        these four take --what coordinator|postgres|region|redis (default coordinator;\n"
+    "        postgres: the postmaster, and for freeze/thaw its children too; region: the\n"
+    "        coordinator and its PostgreSQL; redis: the region's Redis, empty after restart)\n"
+    "  kill|freeze|thaw|restart --dir DIR dns\n"
+    "                                    the same for the PowerDNS (its zone survives)\n"
+    "  down --dir DIR                    stop every coordinator, PostgreSQL, Redis and the\n"
+    "                                    PowerDNS of the lab (safe to repeat)\n"
     "\n"
     "Files: DIR/token (API bearer token, 0600), DIR/cluster-secret (authenticates Raft\n"
-    "connections, 0600), DIR/lab.json, and per region\n"
+    "connections, 0600), DIR/pdns-api-key and DIR/tsig-secret (0600), DIR/pdns/ (pdns.conf,\n"
+    "pdns.sqlite3), DIR/pdns.log, DIR/lab.json, and per region\n"
     "DIR/<region>/coordinator.yaml, DIR/<region>/data, DIR/<region>/coordinator.log,\n"
-    "DIR/<region>/pgdata, DIR/<region>/pgsock, DIR/<region>/postgresql.log.\n"
-    "As root, PostgreSQL runs as the OS user postgres, and DIR is made mode 0755.\n"
-    "The coordinator binary is $ARAGORA_COORDINATOR, else the one next to aragora-chaos.\n";
+    "DIR/<region>/pgdata, DIR/<region>/pgsock, DIR/<region>/postgresql.log,\n"
+    "DIR/<region>/redis.conf, DIR/<region>/redis.log.\n"
+    "As root, PostgreSQL, Redis and PowerDNS run as the OS user postgres, and DIR is made\n"
+    "mode 0755. The coordinator binary is $ARAGORA_COORDINATOR, else the one next to\n"
+    "aragora-chaos.\n";
 
 /* ---- HTTP ---- */
 
@@ -97,27 +115,46 @@ static size_t collect_cb(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* GET url; returns the HTTP status, or 0 when the node did not answer. body: 8 KiB or NULL. */
-static long http_get(const char *url, long timeout_ms, char *body)
+long lab_http(const char *method, const char *url, const char *api_key, const char *body,
+              long timeout_ms, char *out)
 {
-    char sink[8192] = "";
+    char sink[8192] = "", header[160];
+    struct curl_slist *headers = NULL;
     long status = 0;
     CURL *h = curl_easy_init();
+    if (out == NULL)
+        out = sink;
+    out[0] = '\0';
     if (h == NULL)
         return 0;
-    if (body == NULL)
-        body = sink;
-    body[0] = '\0';
+    if (api_key != NULL) {
+        snprintf(header, sizeof header, "X-API-Key: %s", api_key);
+        headers = curl_slist_append(headers, header);
+        explicit_bzero(header, sizeof header);
+    }
+    if (body != NULL) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    }
     curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 1000 ? timeout_ms : 1000L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     if (curl_easy_perform(h) == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(h);
+    curl_slist_free_all(headers);
     return status;
+}
+
+/* GET url; returns the HTTP status, or 0 when the node did not answer. body: 8 KiB or NULL. */
+static long http_get(const char *url, long timeout_ms, char *body)
+{
+    return lab_http("GET", url, NULL, NULL, timeout_ms, body);
 }
 
 static long region_get(const struct lab_region *r, const char *path, long timeout_ms, char *body)
@@ -145,15 +182,29 @@ static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, 
 
 static int parse_what(const char *s, enum lab_what *out)
 {
-    static const char *const names[] = {"coordinator", "postgres", "region"};
-    for (unsigned k = 0; k < 3; k++) {
+    static const char *const names[] = {"coordinator", "postgres", "region", "redis"};
+    for (unsigned k = 0; k < 4; k++) {
         if (strcmp(s, names[k]) == 0) {
             *out = (enum lab_what)k;
             return 0;
         }
     }
-    fprintf(stderr, "aragora-chaos: --what: expected coordinator, postgres or region, got '%s'\n",
+    fprintf(stderr,
+            "aragora-chaos: --what: expected coordinator, postgres, region or redis, got '%s'\n",
             s);
+    return -1;
+}
+
+static int parse_dns(const char *s, int *out)
+{
+    static const enum lab_dns_mode modes[] = {LAB_DNS_OFF, LAB_DNS_POWERDNS, LAB_DNS_RFC2136};
+    for (unsigned k = 0; k < 3; k++) {
+        if (strcmp(s, lab_dns_mode_name(modes[k])) == 0) {
+            *out = (int)modes[k];
+            return 0;
+        }
+    }
+    fprintf(stderr, "aragora-chaos: --dns: expected powerdns, rfc2136 or none, got '%s'\n", s);
     return -1;
 }
 
@@ -163,10 +214,19 @@ static int parse_opts(struct lab_opts *o, int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
-        if (strcmp(a, "--no-postgres") == 0) {
+        bool flag = true;
+        if (strcmp(a, "--no-postgres") == 0)
             o->no_postgres = true;
+        else if (strcmp(a, "--no-dns") == 0)
+            o->dns = LAB_DNS_OFF;
+        else if (strcmp(a, "--no-redis") == 0)
+            o->redis = 0;
+        else if (strcmp(a, "--redis") == 0)
+            o->redis = 1;
+        else
+            flag = false;
+        if (flag)
             continue;
-        }
         bool takes_value = a[0] == '-';
         if (takes_value && v == NULL) {
             fprintf(stderr, "aragora-chaos: option '%s' needs a value\n", a);
@@ -186,6 +246,8 @@ static int parse_opts(struct lab_opts *o, int argc, char **argv)
             o->log_level = v;
         else if (strcmp(a, "--what") == 0)
             rc = parse_what(v, &o->what);
+        else if (strcmp(a, "--dns") == 0)
+            rc = parse_dns(v, &o->dns);
         else if (a[0] == '-') {
             fprintf(stderr, "aragora-chaos: unknown option '%s'\n%s", a, lab_usage);
             return -1;
@@ -229,35 +291,6 @@ static int path_join(char *out, size_t size, const char *dir, const char *name)
     return 0;
 }
 
-/* A secret file: `n` random bytes (at most 32) as hex, mode 0600. An existing file is kept, so
- * a lab brought up again in the same directory keeps its token and cluster secret. */
-static int ensure_secret(const char *path, size_t n_raw)
-{
-    unsigned char raw[32];
-    char hex[sizeof raw * 2 + 2];
-    if (n_raw > sizeof raw)
-        n_raw = sizeof raw;
-    if (access(path, R_OK) == 0)
-        return 0;
-    int rnd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t n = rnd >= 0 ? read(rnd, raw, n_raw) : -1;
-    if (rnd >= 0)
-        close(rnd);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (n != (ssize_t)n_raw || fd < 0) {
-        fprintf(stderr, "aragora-chaos: creating %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    for (size_t i = 0; i < n_raw; i++)
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    hex[n_raw * 2] = '\n';
-    ssize_t w = write(fd, hex, n_raw * 2 + 1);
-    close(fd);
-    return w == (ssize_t)(n_raw * 2 + 1) ? 0 : -1;
-}
-
 static int write_config(const struct lab *lab, const struct lab_region *self, const char *log_level)
 {
     FILE *f = fopen(self->config, "w");
@@ -270,8 +303,10 @@ static int write_config(const struct lab *lab, const struct lab_region *self, co
     for (unsigned i = 0; i < lab->n_regions; i++) {
         const struct lab_region *m = &lab->regions[i];
         char conninfo[128];
-        fprintf(f, "  - name: %s\n    id: %u\n    raft: \"%s\"\n    api: \"%s\"\n", m->name, m->id,
-                m->raft_address, m->api_url);
+        fprintf(f,
+                "  - name: %s\n    id: %u\n    raft: \"%s\"\n    api: \"%s\"\n"
+                "    address: \"%s\"\n",
+                m->name, m->id, m->raft_address, m->api_url, m->address);
         lab_pg_conninfo(&m->pg, conninfo, sizeof conninfo);
         if (m->pg.enabled)
             fprintf(f, "    postgres: \"%s\"\n", conninfo);
@@ -287,6 +322,10 @@ static int write_config(const struct lab *lab, const struct lab_region *self, co
     fprintf(f, "log:\n  level: %s\n  format: text\n", log_level);
     if (self->pg.enabled)
         lab_pg_write_config(f, lab, self);
+    if (self->redis.enabled)
+        lab_redis_write_config(f, self);
+    if (lab->dns.mode != LAB_DNS_OFF)
+        lab_dns_write_config(f, lab);
     if (fclose(f) != 0) {
         fprintf(stderr, "aragora-chaos: %s: %s\n", self->config, strerror(errno));
         return -1;
@@ -314,13 +353,20 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
     snprintf(lab->pg_bin_dir, sizeof lab->pg_bin_dir, "%s", LAB_PG_BIN_DIR);
     if (lab->postgres && geteuid() == 0)
         snprintf(lab->pg_run_as, sizeof lab->pg_run_as, "%s", LAB_PG_OS_USER);
+    lab->redis = o->redis >= 0 ? o->redis == 1 : lab->postgres;
+    enum lab_dns_mode dns = o->dns >= 0     ? (enum lab_dns_mode)o->dns
+                            : lab->postgres ? LAB_DNS_POWERDNS
+                                            : LAB_DNS_OFF;
+    if ((lab->redis || dns != LAB_DNS_OFF) && geteuid() == 0)
+        snprintf(lab->svc_run_as, sizeof lab->svc_run_as, "%s",
+                 getpwnam(LAB_PG_OS_USER) != NULL ? LAB_PG_OS_USER : LAB_SVC_OS_USER_FALLBACK);
     if (lab->snapshot_threshold > 0 && lab->snapshot_trailing == 0)
         lab->snapshot_trailing = lab->snapshot_threshold / 2 > 0 ? lab->snapshot_threshold / 2 : 1;
     char secret_file[LAB_PATH_MAX];
     if (path_join(lab->token_file, sizeof lab->token_file, lab->dir, "token") != 0 ||
-        ensure_secret(lab->token_file, 32) != 0 ||
+        lab_ensure_secret(lab->token_file, 32) != 0 ||
         path_join(secret_file, sizeof secret_file, lab->dir, "cluster-secret") != 0 ||
-        ensure_secret(secret_file, 24) != 0)
+        lab_ensure_secret(secret_file, 24) != 0 || lab_dns_prepare(lab, dns) != 0)
         return -1;
     for (unsigned i = 0; i < lab->n_regions; i++) {
         struct lab_region *r = &lab->regions[i];
@@ -330,6 +376,7 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
         r->raft_port = r->api_port + 1;
         snprintf(r->api_url, sizeof r->api_url, "http://127.0.0.1:%u", r->api_port);
         snprintf(r->raft_address, sizeof r->raft_address, "127.0.0.1:%u", r->raft_port);
+        snprintf(r->address, sizeof r->address, "127.0.10.%u", i + 1);
         if (path_join(region_dir, sizeof region_dir, lab->dir, r->name) != 0 ||
             path_join(r->config, sizeof r->config, region_dir, "coordinator.yaml") != 0 ||
             path_join(r->log, sizeof r->log, region_dir, "coordinator.log") != 0 ||
@@ -339,6 +386,8 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
             return -1;
         if (lab->postgres && lab_pg_prepare(lab, r, i) != 0)
             return -1;
+        if (lab->redis && lab_redis_prepare(lab, r, i) != 0)
+            return -1;
     }
     for (unsigned i = 0; i < lab->n_regions; i++)
         if (write_config(lab, &lab->regions[i], o->log_level) != 0)
@@ -346,15 +395,15 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
     return 0;
 }
 
-/* Can we bind 127.0.0.1:port? A taken port would make a coordinator fail, or worse, let another
- * process answer for it. */
-static bool port_is_free(unsigned port)
+/* Can we bind 127.0.0.1:port (TCP, or UDP)? A taken port would make a server fail, or worse, let
+ * another process answer for it. */
+static bool port_is_free(unsigned port, int type)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     int one = 1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return true; /* cannot tell; the coordinator will say */
+        return true; /* cannot tell; the server will say */
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
@@ -362,21 +411,33 @@ static bool port_is_free(unsigned port)
     return ok;
 }
 
+static int port_taken(const char *who, unsigned port, const char *proto)
+{
+    fprintf(stderr,
+            "aragora-chaos: %s: port %u (%s) on 127.0.0.1 is in use; pick another --base-port\n",
+            who, port, proto);
+    return -1;
+}
+
 static int check_ports(const struct lab *lab)
 {
     for (unsigned i = 0; i < lab->n_regions; i++) {
         const struct lab_region *r = &lab->regions[i];
-        unsigned ports[3] = {r->api_port, r->raft_port, r->pg.port};
-        for (unsigned k = 0; k < (r->pg.enabled ? 3u : 2u); k++) {
-            if (!port_is_free(ports[k])) {
-                fprintf(stderr,
-                        "aragora-chaos: %s: port %u on 127.0.0.1 is in use; pick another "
-                        "--base-port\n",
-                        r->name, ports[k]);
-                return -1;
-            }
-        }
+        unsigned ports[4] = {r->api_port, r->raft_port, r->pg.port, r->redis.port};
+        bool used[4] = {true, true, r->pg.enabled, r->redis.enabled};
+        for (unsigned k = 0; k < 4; k++)
+            if (used[k] && !port_is_free(ports[k], SOCK_STREAM))
+                return port_taken(r->name, ports[k], "tcp");
     }
+    const struct lab_dns *d = &lab->dns;
+    if (d->mode == LAB_DNS_OFF)
+        return 0;
+    if (!port_is_free(d->dns_port, SOCK_STREAM))
+        return port_taken("dns", d->dns_port, "tcp");
+    if (!port_is_free(d->dns_port, SOCK_DGRAM))
+        return port_taken("dns", d->dns_port, "udp");
+    if (!port_is_free(d->api_port, SOCK_STREAM))
+        return port_taken("dns", d->api_port, "tcp");
     return 0;
 }
 
@@ -438,38 +499,76 @@ static void wait_all_ready(const struct lab *lab, unsigned timeout_ms)
             lab->n_regions, timeout_ms / 1000);
 }
 
+/* What still runs of a lab in this directory, named for the message; NULL if nothing. */
+static const char *still_running(const struct lab *old, pid_t *pid)
+{
+    static char what[64];
+    if (lab_dns_state(&old->dns) != LAB_PROC_DEAD) {
+        *pid = old->dns.pid;
+        return "dns";
+    }
+    for (unsigned i = 0; i < old->n_regions; i++) {
+        const struct lab_region *r = &old->regions[i];
+        const char *kind = lab_region_is_ours(r)                         ? "coordinator"
+                           : lab_pg_state(&r->pg) != LAB_PROC_DEAD       ? "postgres"
+                           : lab_redis_state(&r->redis) != LAB_PROC_DEAD ? "redis"
+                                                                         : NULL;
+        if (kind != NULL) {
+            *pid = kind[0] == 'c' ? r->pid : kind[0] == 'p' ? r->pg.pid : r->redis.pid;
+            snprintf(what, sizeof what, "%s %s", r->name, kind);
+            return what;
+        }
+    }
+    return NULL;
+}
+
+/* As root: DIR must be enterable by whoever runs the servers. */
+static int check_access(const struct lab *lab)
+{
+    if (lab->pg_run_as[0] != '\0' && lab_pg_check_access(lab, lab->pg_run_as) != 0)
+        return -1;
+    if (lab->svc_run_as[0] != '\0' && strcmp(lab->svc_run_as, lab->pg_run_as) != 0 &&
+        lab_pg_check_access(lab, lab->svc_run_as) != 0)
+        return -1;
+    return 0;
+}
+
+/* PostgreSQL first (the zone names its primary), then Redis, then the PowerDNS. */
+static int start_servers(struct lab *lab)
+{
+    if ((lab->postgres && lab_pg_up(lab) != 0) || (lab->redis && lab_redis_up(lab) != 0) ||
+        (lab->dns.mode != LAB_DNS_OFF && lab_dns_up(lab) != 0)) {
+        fprintf(stderr, "aragora-chaos: run 'aragora-chaos lab down --dir %s'\n", lab->dir);
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_up(const struct lab_opts *o)
 {
     struct lab lab, old;
+    pid_t pid = 0;
     int rc = lab_load(&old, o->dir);
     if (rc == -1)
         return 1;
-    for (unsigned i = 0; rc == 0 && i < old.n_regions; i++) {
-        const struct lab_region *r = &old.regions[i];
-        bool pg = lab_pg_state(&r->pg) != LAB_PROC_DEAD;
-        if (lab_region_is_ours(r) || pg) {
-            fprintf(stderr,
-                    "aragora-chaos: a lab is already running in %s (%s %s, pid %d); run "
-                    "'aragora-chaos lab down --dir %s' first\n",
-                    o->dir, r->name, pg ? "postgres" : "coordinator",
-                    (int)(pg ? r->pg.pid : r->pid), o->dir);
-            return 1;
-        }
+    const char *running = rc == 0 ? still_running(&old, &pid) : NULL;
+    if (running != NULL) {
+        fprintf(stderr,
+                "aragora-chaos: a lab is already running in %s (%s, pid %d); run "
+                "'aragora-chaos lab down --dir %s' first\n",
+                o->dir, running, (int)pid, o->dir);
+        return 1;
     }
-    if (o->base_port + 10 * (o->regions - 1) + 2 >= 32768) {
+    /* the highest port: the PowerDNS API after the regions (checked even without it) */
+    if (o->base_port + 10 * o->regions + 1 >= 32768) {
         fprintf(stderr, "aragora-chaos: ports from %u for %u regions would pass 32767\n",
                 o->base_port, o->regions);
         return 2;
     }
     memset(&lab, 0, sizeof lab);
-    if (prepare_lab(&lab, o) != 0 || check_ports(&lab) != 0)
+    if (prepare_lab(&lab, o) != 0 || check_ports(&lab) != 0 || check_access(&lab) != 0 ||
+        start_servers(&lab) != 0)
         return 1;
-    if (lab.pg_run_as[0] != '\0' && lab_pg_check_access(&lab) != 0)
-        return 1;
-    if (lab.postgres && lab_pg_up(&lab) != 0) {
-        fprintf(stderr, "aragora-chaos: run 'aragora-chaos lab down --dir %s'\n", lab.dir);
-        return 1;
-    }
     for (unsigned i = 0; i < lab.n_regions; i++) {
         struct lab_region *r = &lab.regions[i];
         rc = lab_spawn(&lab, r);
@@ -491,6 +590,8 @@ static int cmd_up(const struct lab_opts *o)
     wait_all_ready(&lab, 10000);
     printf("lab: %s/lab.json; token: %s\n", lab.dir, lab.token_file);
     printf("try: aragoractl --endpoint %s status\n", lab.regions[0].api_url);
+    if (lab.dns.mode != LAB_DNS_OFF)
+        printf("     dig @127.0.0.1 -p %u %s A +short\n", lab.dns.dns_port, lab.dns.name);
     return 0;
 }
 
@@ -556,6 +657,10 @@ static int cmd_status(const struct lab_opts *o)
         print_region_status(&lab.regions[i]);
     if (lab.postgres)
         print_pg_status(&lab);
+    if (lab.redis)
+        lab_redis_print_status(&lab);
+    if (lab.dns.mode != LAB_DNS_OFF)
+        lab_dns_print_status(&lab);
     return 0;
 }
 
@@ -594,16 +699,35 @@ static int signal_coordinator(const struct lab_region *r, int sig, const char *w
     return 0;
 }
 
+/* The target `dns` is the PowerDNS: 1. Not it: 0. With --what (which names a region's part): -1. */
+static int dns_target(const struct lab_opts *o)
+{
+    if (o->region == NULL || strcmp(o->region, "dns") != 0)
+        return 0;
+    if (o->what != LAB_WHAT_COORDINATOR) {
+        fprintf(stderr, "aragora-chaos: --what names a part of a region; 'dns' has none\n");
+        return -1;
+    }
+    return 1;
+}
+
 /* --what region: the coordinator first, so that it does not react to its PostgreSQL's fault. */
 static int cmd_signal(const struct lab_opts *o, int sig, const char *what)
 {
     struct lab lab;
     int rc = 0;
+    int dns = dns_target(o);
+    if (dns < 0)
+        return 2;
     if (load_existing(&lab, o->dir) != 0)
         return 1;
+    if (dns > 0)
+        return lab_dns_signal(&lab, sig);
     struct lab_region *r = find_region(&lab, o->region);
     if (r == NULL)
         return 2;
+    if (o->what == LAB_WHAT_REDIS)
+        return lab_redis_signal(&lab, r, sig);
     if (o->what != LAB_WHAT_POSTGRES)
         rc |= signal_coordinator(r, sig, what);
     if (o->what != LAB_WHAT_COORDINATOR)
@@ -654,11 +778,18 @@ static int restart_coordinator(struct lab *lab, struct lab_region *r)
 static int cmd_restart(const struct lab_opts *o)
 {
     struct lab lab;
+    int dns = dns_target(o);
+    if (dns < 0)
+        return 2;
     if (load_existing(&lab, o->dir) != 0)
         return 1;
+    if (dns > 0)
+        return lab_dns_restart(&lab);
     struct lab_region *r = find_region(&lab, o->region);
     if (r == NULL)
         return 2;
+    if (o->what == LAB_WHAT_REDIS)
+        return lab_redis_restart(&lab, r);
     if (o->what != LAB_WHAT_COORDINATOR && lab_pg_restart(&lab, r) != 0)
         return 1;
     if (o->what != LAB_WHAT_POSTGRES)
@@ -717,14 +848,26 @@ static int cmd_down(const struct lab_opts *o)
         fprintf(stderr, "aragora-chaos: some PostgreSQL servers survive SIGKILL\n");
         return 1;
     }
-    printf("lab down: stopped %u coordinator%s and %d PostgreSQL server%s in %s\n", n,
-           n == 1 ? "" : "s", pg, pg == 1 ? "" : "s", lab.dir);
+    int redis = lab_redis_down(&lab), dns = lab_dns_down(&lab);
+    if (redis < 0 || dns < 0) {
+        fprintf(stderr, "aragora-chaos: %s survive%s SIGKILL\n",
+                redis < 0 ? "some Redis servers" : "the PowerDNS", redis < 0 ? "" : "s");
+        return 1;
+    }
+    printf("lab down: stopped %u coordinator%s, %d PostgreSQL server%s, %d Redis server%s and %d "
+           "PowerDNS in %s\n",
+           n, n == 1 ? "" : "s", pg, pg == 1 ? "" : "s", redis, redis == 1 ? "" : "s", dns,
+           lab.dir);
     return 0;
 }
 
 int lab_main(int argc, char **argv)
 {
-    struct lab_opts o = {.regions = 3, .base_port = LAB_DEFAULT_BASE_PORT, .log_level = "info"};
+    struct lab_opts o = {.regions = 3,
+                         .base_port = LAB_DEFAULT_BASE_PORT,
+                         .log_level = "info",
+                         .dns = -1,
+                         .redis = -1};
     if (argc < 2) {
         fputs(lab_usage, stderr);
         return 2;

@@ -1,17 +1,19 @@
 /*
  * The lab: N coordinators on loopback, and (unless --no-postgres) one PostgreSQL 15 per region
- * (the first region primary, the others streaming replicas), started and stopped by PID, described
- * by DIR/lab.json.
+ * (the first region primary, the others streaming replicas), one Redis per region and one
+ * PowerDNS for all, started and stopped by PID, described by DIR/lab.json.
  *
  * lab.c holds the commands (up, status, kill, freeze, thaw, restart, down) and the HTTP polling;
- * lab_proc.c holds what touches processes and files: lab.json, spawning a detached coordinator,
- * checking that a recorded PID is still ours, and reading a log's tail. lab_pg.c creates the
- * PostgreSQL clusters (initdb, pg_basebackup, pg_ctl start); lab_pg_ctl.c runs programs (as the
- * postgres user when root), queries with psql, and kills, freezes, restarts and stops them.
+ * lab_proc.c holds what touches processes and files: lab.json, spawning a detached coordinator or
+ * service, checking that a recorded PID is still ours, and reading a log's tail. lab_pg.c creates
+ * the PostgreSQL clusters (initdb, pg_basebackup, pg_ctl start); lab_pg_ctl.c runs programs (as
+ * the postgres user when root), queries with psql, and kills, freezes, restarts and stops them.
+ * lab_redis.c runs the regions' Redis servers, lab_dns.c the PowerDNS and its zone.
  *
- * A PID recorded in lab.json is only ever signalled after lab_region_is_ours() confirmed that
- * /proc/PID/cmdline still carries that region's config path: PIDs are reused, names are shared,
- * and the lab must never signal a process it did not start.
+ * A PID recorded in lab.json is only ever signalled after lab_pid_state() confirmed that
+ * /proc/PID/cmdline still carries the argument that names it (a region's config path, a data
+ * directory, a redis.conf, a --config-dir): PIDs are reused, names are shared, and the lab must
+ * never signal a process it did not start.
  */
 #ifndef AFC_LAB_H
 #define AFC_LAB_H
@@ -25,9 +27,44 @@
 
 #define LAB_PG_BIN_DIR "/usr/lib/postgresql/15/bin"
 #define LAB_PG_OS_USER "postgres" /* who runs PostgreSQL when the lab runs as root */
+/* Who runs Redis and PowerDNS when the lab runs as root: LAB_PG_OS_USER, or this one when there
+ * is no such user (PostgreSQL not installed). */
+#define LAB_SVC_OS_USER_FALLBACK "nobody"
 
-/* What kill | freeze | thaw | restart act on. */
-enum lab_what { LAB_WHAT_COORDINATOR = 0, LAB_WHAT_POSTGRES, LAB_WHAT_REGION };
+/* What kill | freeze | thaw | restart act on (REGION given). LAB_WHAT_REGION is the coordinator
+ * and its PostgreSQL, not its Redis: a test chooses whether a region's Redis dies with it. */
+enum lab_what { LAB_WHAT_COORDINATOR = 0, LAB_WHAT_POSTGRES, LAB_WHAT_REGION, LAB_WHAT_REDIS };
+
+/* Which provider the generated configurations use for the lab's PowerDNS. */
+enum lab_dns_mode { LAB_DNS_OFF = 0, LAB_DNS_POWERDNS, LAB_DNS_RFC2136 };
+
+/* A region's Redis: DIR/<region>/redis.conf (named on its command line, which is how the lab
+ * recognises it), logging to DIR/<region>/redis.log. No persistence: a restart starts empty. */
+struct lab_redis {
+    bool enabled;
+    unsigned port;
+    pid_t pid; /* 0 = never started */
+    char conf[LAB_PATH_MAX];
+    char dir[LAB_PATH_MAX]; /* its working directory, owned by the service user */
+    char log[LAB_PATH_MAX];
+};
+
+/* The lab's one PowerDNS: DIR/pdns holds pdns.conf, pdns.sqlite3 and its control socket; it is
+ * recognised by "--config-dir=DIR/pdns" on its command line. */
+struct lab_dns {
+    enum lab_dns_mode mode; /* LAB_DNS_OFF: no PowerDNS in this lab */
+    unsigned dns_port;      /* UDP and TCP on 127.0.0.1 */
+    unsigned api_port;      /* the webserver and HTTP API */
+    pid_t pid;              /* 0 = never started */
+    char dir[LAB_PATH_MAX];
+    char log[LAB_PATH_MAX];
+    char api_url[64];                    /* http://127.0.0.1:API (without /api/v1) */
+    char api_key_file[LAB_PATH_MAX];     /* DIR/pdns-api-key (0600) */
+    char tsig_secret_file[LAB_PATH_MAX]; /* DIR/tsig-secret (0600, base64) */
+    char zone[64];                       /* "aragora.lab." */
+    char name[64];                       /* "primary.aragora.lab." */
+    char tsig_name[64];                  /* "aragora-lab-key." */
+};
 
 /* A region's PostgreSQL. Node-local settings (port, sockets, listen address, cluster name) live
  * only in `options`, given as pg_ctl -o, never in PGDATA: pg_basebackup and pg_rewind copy
@@ -50,11 +87,13 @@ struct lab_region {
     unsigned raft_port;
     char api_url[128];
     char raft_address[64];
-    pid_t pid; /* 0 = never started */
+    char address[32]; /* members[].address: 127.0.10.(i+1), what the DNS name answers */
+    pid_t pid;        /* 0 = never started */
     char config[LAB_PATH_MAX];
     char log[LAB_PATH_MAX];
     char data_dir[LAB_PATH_MAX];
     struct lab_pg pg;
+    struct lab_redis redis;
 };
 
 struct lab {
@@ -68,6 +107,9 @@ struct lab {
     bool postgres;                 /* regions have a PostgreSQL */
     char pg_bin_dir[LAB_PATH_MAX]; /* LAB_PG_BIN_DIR */
     char pg_run_as[32];            /* LAB_PG_OS_USER when the lab runs as root, else "" */
+    bool redis;                    /* regions have a Redis */
+    char svc_run_as[32];           /* who runs Redis and PowerDNS when root, else "" */
+    struct lab_dns dns;
     struct lab_region regions[LAB_MAX_REGIONS];
 };
 
@@ -105,6 +147,26 @@ bool lab_wait_gone(const struct lab_region *r, unsigned timeout_ms);
  * /dev/null). Sets r->pid once exec succeeded; prints the reason and returns -1 otherwise. */
 int lab_spawn(const struct lab *lab, struct lab_region *r);
 
+/* Start argv (argv[0] absolute) detached: setsid, stdin /dev/null, stdout+stderr appended to
+ * log_path, working directory cwd, as OS user run_as when not NULL or "" (needs root). Sets *out
+ * once exec succeeded; prints the reason and returns -1 otherwise. */
+int lab_spawn_service(const char *run_as, const char *const argv[], const char *log_path,
+                      const char *cwd, pid_t *out);
+/* Stop a service the lab started, by PID: SIGCONT (a frozen one cannot act), SIGTERM, and SIGKILL
+ * after timeout_ms. `arg` identifies it (lab_pid_state). Returns 1 if it was running and is gone,
+ * 0 if it was not running, -1 if it survived SIGKILL. */
+int lab_stop_service(pid_t pid, const char *arg, const char *label, unsigned timeout_ms);
+/* SIGKILL | SIGSTOP | SIGCONT to a service, after checking it is ours; SIGKILL waits until it is
+ * gone. Prints what happened. Returns 0 or 1 (exit status). */
+int lab_signal_service(pid_t pid, const char *arg, const char *label, int sig);
+
+/* A secret file: n_raw (<= 32) random bytes as hex and a newline, mode 0600. An existing file is
+ * kept, so a lab brought up again in the same directory keeps its secrets. */
+int lab_ensure_secret(const char *path, size_t n_raw);
+/* A directory (mode 0700) or, with is_file, an empty file (0640) owned by OS user `user` (when
+ * not NULL or ""; needs root). An existing one is re-owned. Prints and returns -1 on error. */
+int lab_make_owned(const char *path, bool is_file, const char *user);
+
 /* Find the coordinator binary: $ARAGORA_COORDINATOR, else next to /proc/self/exe. */
 int lab_find_coordinator(char *out, size_t size);
 
@@ -118,8 +180,8 @@ void lab_print_file_tail(const char *path, const char *label, unsigned lines);
 /* Fill r->pg (port base+10*i+2, DIR/<region>/pgdata, pgsock, postgresql.log, options) for region
  * index i; role primary for i == 0. Checks the socket path fits. Prints and returns -1 on error. */
 int lab_pg_prepare(const struct lab *lab, struct lab_region *r, unsigned i);
-/* Root only: make DIR traversable for the postgres user (chmod 0755) and check its parents. */
-int lab_pg_check_access(const struct lab *lab);
+/* Root only: make DIR traversable for OS user `user` (chmod 0755) and check its parents. */
+int lab_pg_check_access(const struct lab *lab, const char *user);
 /* Create (or, when DIR/<region>/pgdata already holds a cluster, reuse) and start every region's
  * PostgreSQL: primary first, then replicas by pg_basebackup -R with a slot each; then wait until
  * the primary sees every replica streaming. Saves lab.json after each start. */
@@ -156,6 +218,50 @@ int lab_pg_restart(struct lab *lab, struct lab_region *r);
 int lab_pg_down(struct lab *lab);
 /* "primary", "replica", or "-" when it does not answer. */
 const char *lab_pg_role(const struct lab *lab, const struct lab_pg *pg);
+
+/* lab_redis.c: one Redis per region */
+
+/* Fill r->redis (port base+10*i+3, DIR/<region>/redis.conf, redis/, redis.log). */
+int lab_redis_prepare(const struct lab *lab, struct lab_region *r, unsigned i);
+/* Write every redis.conf and start every region's Redis; waits for PONG. Saves lab.json after
+ * each start. */
+int lab_redis_up(struct lab *lab);
+enum lab_proc_state lab_redis_state(const struct lab_redis *rd);
+/* The generated coordinator.yaml's `redis:` section. */
+void lab_redis_write_config(FILE *f, const struct lab_region *self);
+/* kill | freeze | thaw | restart of a region's Redis. Return 0 or 1 (exit status). */
+int lab_redis_signal(struct lab *lab, struct lab_region *r, int sig);
+int lab_redis_restart(struct lab *lab, struct lab_region *r);
+/* Stop every Redis of the lab; how many were running, or -1 if some survived SIGKILL. */
+int lab_redis_down(struct lab *lab);
+/* The REDIS table of `lab status`. */
+void lab_redis_print_status(const struct lab *lab);
+
+/* lab_dns.c: the PowerDNS */
+
+/* Fill lab->dns for `mode` (ports base+10*N and base+10*N+1, DIR/pdns, the names). */
+int lab_dns_prepare(struct lab *lab, enum lab_dns_mode mode);
+/* Create (or reuse) DIR/pdns, start pdns_server, wait for its API, then make sure the zone (with
+ * the primary's A and TXT stamp when the lab has PostgreSQL), the TSIG key and its
+ * TSIG-ALLOW-DNSUPDATE metadata exist; writes DIR/tsig-secret. Saves lab.json. */
+int lab_dns_up(struct lab *lab);
+enum lab_proc_state lab_dns_state(const struct lab_dns *d);
+/* The generated coordinator.yaml's `dns:` section. */
+void lab_dns_write_config(FILE *f, const struct lab *lab);
+/* kill | freeze | thaw | restart of the PowerDNS. Return 0 or 1 (exit status). */
+int lab_dns_signal(struct lab *lab, int sig);
+int lab_dns_restart(struct lab *lab);
+/* Stop it: 1 if it was running, 0 if not, -1 if it survived SIGKILL. */
+int lab_dns_down(struct lab *lab);
+/* The DNS lines of `lab status`: process, ports, and what the name holds (through the API). */
+void lab_dns_print_status(const struct lab *lab);
+const char *lab_dns_mode_name(enum lab_dns_mode mode);
+
+/* lab.c: HTTP for lab_dns.c. method "GET"/"POST"/"PUT"; api_key sent as X-API-Key when not NULL;
+ * body JSON or NULL. Returns the HTTP status, or 0 when nothing answered; the answer's first
+ * 8 KiB into out (NUL-terminated) when not NULL. */
+long lab_http(const char *method, const char *url, const char *api_key, const char *body,
+              long timeout_ms, char *out);
 
 /* Monotonic milliseconds. */
 unsigned long long lab_now_ms(void);

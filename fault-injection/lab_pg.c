@@ -92,10 +92,11 @@ int lab_pg_prepare(const struct lab *lab, struct lab_region *r, unsigned i)
     snprintf(pg->data_dir, sizeof pg->data_dir, "%s/pgdata", region_dir);
     snprintf(pg->socket_dir, sizeof pg->socket_dir, "%s/pgsock", region_dir);
     snprintf(pg->log, sizeof pg->log, "%s/postgresql.log", region_dir);
+    /* also the member's DNS address (r->address), so that `psql -h $(dig +short NAME)` works */
     n = snprintf(pg->options, sizeof pg->options,
-                 "-p %u -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c "
+                 "-p %u -c listen_addresses=127.0.0.1,%s -c unix_socket_directories=%s -c "
                  "cluster_name=%s",
-                 pg->port, pg->socket_dir, r->name);
+                 pg->port, r->address, pg->socket_dir, r->name);
     return n > 0 && (size_t)n < sizeof pg->options ? 0 : -1;
 }
 
@@ -121,21 +122,20 @@ static bool can_traverse(const struct stat *st, const struct passwd *pw)
     return (st->st_mode & S_IXOTH) != 0;
 }
 
-int lab_pg_check_access(const struct lab *lab)
+int lab_pg_check_access(const struct lab *lab, const char *user)
 {
-    struct passwd *pw = getpwnam(lab->pg_run_as);
+    struct passwd *pw = getpwnam(user);
     char path[LAB_PATH_MAX];
     struct stat st;
     if (pw == NULL) {
-        fprintf(stderr, "aragora-chaos: no OS user '%s' to run PostgreSQL as\n", lab->pg_run_as);
+        fprintf(stderr, "aragora-chaos: no OS user '%s' to run the lab's servers as\n", user);
         return -1;
     }
     /* mkdtemp makes 0700 directories: open DIR itself (it holds no secret readable by others:
      * token and cluster-secret are 0600) */
     if (chmod(lab->dir, 0755) != 0) {
-        fprintf(stderr,
-                "aragora-chaos: chmod 0755 %s (PostgreSQL runs as %s and must reach it): %s\n",
-                lab->dir, lab->pg_run_as, strerror(errno));
+        fprintf(stderr, "aragora-chaos: chmod 0755 %s (%s runs servers in it): %s\n", lab->dir,
+                user, strerror(errno));
         return -1;
     }
     snprintf(path, sizeof path, "%s", lab->dir);
@@ -143,9 +143,9 @@ int lab_pg_check_access(const struct lab *lab)
         slash[slash == path ? 1 : 0] = '\0';
         if (stat(path, &st) != 0 || !can_traverse(&st, pw)) {
             fprintf(stderr,
-                    "aragora-chaos: PostgreSQL runs as OS user %s, which cannot enter %s (mode "
-                    "%04o); put the lab under a directory it can reach, e.g. /tmp\n",
-                    lab->pg_run_as, path, (unsigned)(st.st_mode & 07777));
+                    "aragora-chaos: the lab's servers run as OS user %s, which cannot enter %s "
+                    "(mode %04o); put the lab under a directory it can reach, e.g. /tmp\n",
+                    user, path, (unsigned)(st.st_mode & 07777));
             return -1;
         }
         if (slash == path)
@@ -157,19 +157,7 @@ int lab_pg_check_access(const struct lab *lab)
 /* A directory (or, with is_file, an empty file) the postgres user owns. */
 static int make_owned(const struct lab *lab, const char *path, bool is_file)
 {
-    int rc = 0;
-    if (is_file) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        rc = fd < 0 ? -1 : close(fd);
-    } else if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        rc = -1;
-    }
-    struct passwd *pw = lab->pg_run_as[0] != '\0' ? getpwnam(lab->pg_run_as) : NULL;
-    if (rc == 0 && pw != NULL)
-        rc = chown(path, pw->pw_uid, pw->pw_gid);
-    if (rc != 0)
-        fprintf(stderr, "aragora-chaos: preparing %s: %s\n", path, strerror(errno));
-    return rc;
+    return lab_make_owned(path, is_file, lab->pg_run_as);
 }
 
 /* ---- creating the clusters ---- */

@@ -1,17 +1,22 @@
 /*
  * The lab's contact with processes and files: DIR/lab.json (read, atomic write), spawning a
- * detached coordinator, deciding whether a recorded PID is still the process the lab started,
- * and showing the tail of a log when something went wrong. Plain POSIX + jansson.
+ * detached coordinator or service (Redis, PowerDNS; as an unprivileged user when root), stopping
+ * and signalling a service by PID, deciding whether a recorded PID is still the process the lab
+ * started, secret files, and showing the tail of a log when something went wrong. Plain POSIX +
+ * jansson.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +71,43 @@ static void load_pg(struct lab_pg *pg, json_t *o)
     copy_str(pg->options, sizeof pg->options, json_string_value(json_object_get(o, "options")));
 }
 
+static void load_redis(struct lab_redis *rd, json_t *o)
+{
+    json_t *pid = json_object_get(o, "pid");
+    rd->enabled = json_is_object(o);
+    if (!rd->enabled)
+        return;
+    rd->port = (unsigned)json_integer_value(json_object_get(o, "port"));
+    rd->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
+    copy_str(rd->conf, sizeof rd->conf, json_string_value(json_object_get(o, "conf")));
+    copy_str(rd->dir, sizeof rd->dir, json_string_value(json_object_get(o, "dir")));
+    copy_str(rd->log, sizeof rd->log, json_string_value(json_object_get(o, "log")));
+}
+
+static void load_dns(struct lab_dns *d, json_t *o)
+{
+    const char *provider = json_string_value(json_object_get(o, "provider"));
+    json_t *pid = json_object_get(o, "pid");
+    d->mode = provider == NULL                   ? LAB_DNS_OFF
+              : strcmp(provider, "rfc2136") == 0 ? LAB_DNS_RFC2136
+                                                 : LAB_DNS_POWERDNS;
+    if (d->mode == LAB_DNS_OFF)
+        return;
+    d->dns_port = (unsigned)json_integer_value(json_object_get(o, "dns_port"));
+    d->api_port = (unsigned)json_integer_value(json_object_get(o, "api_port"));
+    d->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
+    copy_str(d->dir, sizeof d->dir, json_string_value(json_object_get(o, "dir")));
+    copy_str(d->log, sizeof d->log, json_string_value(json_object_get(o, "log")));
+    copy_str(d->api_url, sizeof d->api_url, json_string_value(json_object_get(o, "api_url")));
+    copy_str(d->api_key_file, sizeof d->api_key_file,
+             json_string_value(json_object_get(o, "api_key_file")));
+    copy_str(d->tsig_secret_file, sizeof d->tsig_secret_file,
+             json_string_value(json_object_get(o, "tsig_secret_file")));
+    copy_str(d->zone, sizeof d->zone, json_string_value(json_object_get(o, "zone")));
+    copy_str(d->name, sizeof d->name, json_string_value(json_object_get(o, "name")));
+    copy_str(d->tsig_name, sizeof d->tsig_name, json_string_value(json_object_get(o, "tsig_name")));
+}
+
 static int load_region(struct lab_region *r, json_t *o)
 {
     json_t *pid = json_object_get(o, "pid");
@@ -76,11 +118,13 @@ static int load_region(struct lab_region *r, json_t *o)
     copy_str(r->config, sizeof r->config, json_string_value(json_object_get(o, "config")));
     copy_str(r->log, sizeof r->log, json_string_value(json_object_get(o, "log")));
     copy_str(r->data_dir, sizeof r->data_dir, json_string_value(json_object_get(o, "data_dir")));
+    copy_str(r->address, sizeof r->address, json_string_value(json_object_get(o, "address")));
     r->id = (unsigned)json_integer_value(json_object_get(o, "id"));
     r->api_port = (unsigned)json_integer_value(json_object_get(o, "api_port"));
     r->raft_port = (unsigned)json_integer_value(json_object_get(o, "raft_port"));
     r->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
     load_pg(&r->pg, json_object_get(o, "postgres"));
+    load_redis(&r->redis, json_object_get(o, "redis"));
     return r->name[0] != '\0' && r->config[0] != '\0' ? 0 : -1;
 }
 
@@ -115,6 +159,10 @@ int lab_load(struct lab *lab, const char *dir)
              json_string_value(json_object_get(pg, "bin_dir")));
     copy_str(lab->pg_run_as, sizeof lab->pg_run_as,
              json_string_value(json_object_get(pg, "run_as")));
+    lab->redis = json_is_true(json_object_get(json_object_get(doc, "redis"), "enabled"));
+    copy_str(lab->svc_run_as, sizeof lab->svc_run_as,
+             json_string_value(json_object_get(doc, "services_run_as")));
+    load_dns(&lab->dns, json_object_get(doc, "dns"));
     json_t *regions = json_object_get(doc, "regions");
     int rc = json_is_array(regions) && json_array_size(regions) <= LAB_MAX_REGIONS ? 0 : -1;
     json_array_foreach(regions, i, o)
@@ -141,16 +189,35 @@ static json_t *pg_json(const struct lab_pg *pg)
                      pg->options);
 }
 
+static json_t *redis_json(const struct lab_redis *rd)
+{
+    return json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "host", "127.0.0.1", "port",
+                     (json_int_t)rd->port, "pid", (json_int_t)rd->pid, "conf", rd->conf, "dir",
+                     rd->dir, "log", rd->log);
+}
+
 static json_t *region_json(const struct lab_region *r)
 {
-    json_t *o =
-        json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:s}", "name", r->name, "id",
-                  (json_int_t)r->id, "api_url", r->api_url, "raft_address", r->raft_address,
-                  "api_port", (json_int_t)r->api_port, "raft_port", (json_int_t)r->raft_port, "pid",
-                  (json_int_t)r->pid, "config", r->config, "log", r->log, "data_dir", r->data_dir);
+    json_t *o = json_pack(
+        "{s:s, s:i, s:s, s:s, s:i, s:i, s:s, s:i, s:s, s:s, s:s}", "name", r->name, "id",
+        (json_int_t)r->id, "api_url", r->api_url, "raft_address", r->raft_address, "api_port",
+        (json_int_t)r->api_port, "raft_port", (json_int_t)r->raft_port, "address", r->address,
+        "pid", (json_int_t)r->pid, "config", r->config, "log", r->log, "data_dir", r->data_dir);
     if (o != NULL && r->pg.enabled)
         json_object_set_new(o, "postgres", pg_json(&r->pg));
+    if (o != NULL && r->redis.enabled)
+        json_object_set_new(o, "redis", redis_json(&r->redis));
     return o;
+}
+
+static json_t *dns_json(const struct lab_dns *d)
+{
+    return json_pack("{s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}",
+                     "provider", lab_dns_mode_name(d->mode), "host", "127.0.0.1", "dns_port",
+                     (json_int_t)d->dns_port, "api_port", (json_int_t)d->api_port, "api_url",
+                     d->api_url, "name", d->name, "zone", d->zone, "pid", (json_int_t)d->pid,
+                     "tsig_name", d->tsig_name, "api_key_file", d->api_key_file, "tsig_secret_file",
+                     d->tsig_secret_file, "dir", d->dir, "log", d->log);
 }
 
 static int write_all(int fd, const char *s, size_t n)
@@ -179,6 +246,12 @@ int lab_save(const struct lab *lab)
         lab->pg_bin_dir, "run_as", lab->pg_run_as, "regions", regions);
     for (unsigned i = 0; doc != NULL && i < lab->n_regions; i++)
         json_array_append_new(regions, region_json(&lab->regions[i]));
+    if (doc != NULL) {
+        json_object_set_new(doc, "redis", json_pack("{s:b}", "enabled", (int)lab->redis));
+        json_object_set_new(doc, "services_run_as", json_string(lab->svc_run_as));
+        json_object_set_new(doc, "dns",
+                            lab->dns.mode != LAB_DNS_OFF ? dns_json(&lab->dns) : json_null());
+    }
     char *text = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     if (text == NULL) {
@@ -341,6 +414,11 @@ int lab_spawn(const struct lab *lab, struct lab_region *r)
     unsetenv("ARAGORA_API_TOKEN");
     unsetenv("ARAGORA_CLUSTER_SECRET");
     unsetenv("ARAGORA_PRIMARY");
+    unsetenv("DATABASE_URL");
+    unsetenv("REDIS_URL");
+    unsetenv("PDNS_API_KEY");
+    unsetenv("ARAGORA_DNS_TSIG_SECRET");
+    unsetenv("ARAGORA_WEBHOOK_TOKEN");
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -364,6 +442,178 @@ int lab_spawn(const struct lab *lab, struct lab_region *r)
     }
     r->pid = pid;
     return 0;
+}
+
+/* ---- services (Redis, PowerDNS) ---- */
+
+struct svc_user {
+    bool drop;
+    uid_t uid;
+    gid_t gid;
+};
+
+/* In the child between fork and exec: only async-signal-safe calls. Reports errno on `report`. */
+static void service_exec(const char *const argv[], const struct svc_user *who, const char *log,
+                         const char *cwd, int report)
+{
+    static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD};
+    sigset_t none;
+    int err;
+    setsid();
+    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
+        signal(reset[i], SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* opened before dropping privileges: the log stays the lab's file */
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+        goto fail;
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != report)
+            close(fd);
+    if (who->drop &&
+        (setgroups(1, &who->gid) != 0 || setgid(who->gid) != 0 || setuid(who->uid) != 0))
+        goto fail;
+    if (chdir(cwd) != 0)
+        goto fail;
+    execv(argv[0], (char *const *)argv);
+fail:
+    err = errno;
+    if (write(report, &err, sizeof err) < 0) {
+        /* nothing left to tell */
+    }
+    _exit(127);
+}
+
+int lab_spawn_service(const char *run_as, const char *const argv[], const char *log_path,
+                      const char *cwd, pid_t *out)
+{
+    struct svc_user who = {.drop = run_as != NULL && run_as[0] != '\0'};
+    int pipefd[2], err = 0;
+    if (who.drop) {
+        struct passwd *pw = getpwnam(run_as);
+        if (pw == NULL) {
+            fprintf(stderr, "aragora-chaos: no OS user '%s' to run %s as\n", run_as, argv[0]);
+            return -1;
+        }
+        who.uid = pw->pw_uid;
+        who.gid = pw->pw_gid;
+    }
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        fprintf(stderr, "aragora-chaos: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "aragora-chaos: fork: %s\n", strerror(errno));
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -1;
+    }
+    if (pid == 0)
+        service_exec(argv, &who, log_path, cwd, pipefd[1]);
+    close(pipefd[1]);
+    ssize_t n;
+    do {
+        n = read(pipefd[0], &err, sizeof err); /* EOF: exec succeeded (close-on-exec) */
+    } while (n < 0 && errno == EINTR);
+    close(pipefd[0]);
+    if (n > 0) {
+        fprintf(stderr, "aragora-chaos: cannot start %s%s%s: %s\n", argv[0], who.drop ? " as " : "",
+                who.drop ? run_as : "", strerror(err));
+        return -1;
+    }
+    *out = pid;
+    return 0;
+}
+
+int lab_stop_service(pid_t pid, const char *arg, const char *label, unsigned timeout_ms)
+{
+    if (lab_pid_state(pid, arg) == LAB_PROC_DEAD)
+        return 0;
+    kill(pid, SIGCONT);
+    kill(pid, SIGTERM);
+    if (lab_pid_wait_gone(pid, timeout_ms))
+        return 1;
+    fprintf(stderr, "aragora-chaos: %s: pid %d ignored SIGTERM for %u s; SIGKILL\n", label,
+            (int)pid, timeout_ms / 1000);
+    if (lab_pid_state(pid, arg) != LAB_PROC_DEAD)
+        kill(pid, SIGKILL);
+    if (lab_pid_wait_gone(pid, 5000))
+        return 1;
+    fprintf(stderr, "aragora-chaos: %s: pid %d survives SIGKILL\n", label, (int)pid);
+    return -1;
+}
+
+int lab_signal_service(pid_t pid, const char *arg, const char *label, int sig)
+{
+    if (lab_pid_state(pid, arg) == LAB_PROC_DEAD) {
+        fprintf(stderr, "aragora-chaos: %s: not running (pid %d is gone)\n", label, (int)pid);
+        return 1;
+    }
+    if (kill(pid, sig) != 0) {
+        fprintf(stderr, "aragora-chaos: %s: kill %d: %s\n", label, (int)pid, strerror(errno));
+        return 1;
+    }
+    if (sig == SIGKILL && !lab_pid_wait_gone(pid, 5000)) {
+        fprintf(stderr, "aragora-chaos: %s: pid %d still there 5 s after SIGKILL\n", label,
+                (int)pid);
+        return 1;
+    }
+    printf("%s %s (pid %d)\n", label,
+           sig == SIGKILL   ? "killed"
+           : sig == SIGSTOP ? "frozen"
+                            : "thawed",
+           (int)pid);
+    return 0;
+}
+
+/* ---- files ---- */
+
+int lab_ensure_secret(const char *path, size_t n_raw)
+{
+    unsigned char raw[32];
+    char hex[sizeof raw * 2 + 2];
+    if (n_raw > sizeof raw)
+        n_raw = sizeof raw;
+    if (access(path, R_OK) == 0)
+        return 0;
+    int rnd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t n = rnd >= 0 ? read(rnd, raw, n_raw) : -1;
+    if (rnd >= 0)
+        close(rnd);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (n != (ssize_t)n_raw || fd < 0) {
+        fprintf(stderr, "aragora-chaos: creating %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    for (size_t i = 0; i < n_raw; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    hex[n_raw * 2] = '\n';
+    ssize_t w = write(fd, hex, n_raw * 2 + 1);
+    close(fd);
+    return w == (ssize_t)(n_raw * 2 + 1) ? 0 : -1;
+}
+
+int lab_make_owned(const char *path, bool is_file, const char *user)
+{
+    int rc = 0;
+    if (is_file) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        rc = fd < 0 ? -1 : close(fd);
+    } else if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        rc = -1;
+    }
+    struct passwd *pw = user != NULL && user[0] != '\0' ? getpwnam(user) : NULL;
+    if (rc == 0 && pw != NULL)
+        rc = chown(path, pw->pw_uid, pw->pw_gid);
+    if (rc != 0)
+        fprintf(stderr, "aragora-chaos: preparing %s: %s\n", path, strerror(errno));
+    return rc;
 }
 
 int lab_find_coordinator(char *out, size_t size)

@@ -806,6 +806,127 @@ def test_lab_postgres(lab):
     assert "0 PostgreSQL servers" in p.stdout, p.stdout
 
 
+def dig(port, name, rtype):
+    """The authoritative answer's values at the lab's PowerDNS (TXT without quotes)."""
+    p = run(["dig", "@127.0.0.1", "-p", str(port), "+norecurse", "+short", "+time=2", "+tries=1",
+             name, rtype], timeout=15, check=False)
+    if p.returncode != 0:
+        return None
+    return [line.strip().strip('"') for line in p.stdout.splitlines() if line.strip()]
+
+
+def redis_ping(port):
+    p = run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "ping"], timeout=10, check=False)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def proc_user(pid):
+    """The real uid of a running process."""
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+
+
+def test_lab_dns_redis(lab):
+    t0 = time.monotonic()
+    lab.up(postgres=True)
+    print("  lab up with PostgreSQL, Redis and PowerDNS: %.1f s" % (time.monotonic() - t0))
+    info, regions = lab.info, lab.info["regions"]
+    n = len(regions)
+    dns = info["dns"]
+    assert {"provider", "dns_port", "api_port", "api_url", "name", "zone", "pid",
+            "tsig_name"} <= set(dns), dns
+    assert dns["provider"] == "powerdns" and dns["zone"] == "aragora.lab.", dns
+    assert dns["name"] == "primary.aragora.lab." and dns["tsig_name"] == "aragora-lab-key.", dns
+    assert dns["dns_port"] == lab.base_port + 10 * n, dns
+    assert dns["api_port"] == lab.base_port + 10 * n + 1, dns
+    assert dns["api_url"] == "http://127.0.0.1:%d" % dns["api_port"], dns
+    for name in ("pdns-api-key", "tsig-secret", "pdns/pdns.conf"):
+        mode = os.stat(os.path.join(lab.dir, name)).st_mode & 0o777
+        assert mode == 0o600, "%s has mode %o" % (name, mode)
+    for i, r in enumerate(regions):
+        assert r["address"] == "127.0.10.%d" % (i + 1), r
+        assert r["redis"]["port"] == lab.base_port + 10 * i + 3, r["redis"]
+        assert not pid_gone(r["redis"]["pid"]), r["redis"]
+        with open(r["config"]) as f:
+            text = f.read()
+        for want in ('address: "%s"' % r["address"], "provider: powerdns",
+                     "url: \"redis://127.0.0.1:%d/0\"" % r["redis"]["port"],
+                     'verify_servers: ["127.0.0.1:%d"]' % dns["dns_port"],
+                     "127.0.10.%d -c unix_socket_directories" % (i + 1)):
+            assert want in text, "%s not in %s" % (want, r["config"])
+        run([COORD, "--check-config", "--config", r["config"]])
+    if os.geteuid() == 0:  # the servers never run as root
+        for pid in [dns["pid"]] + [r["redis"]["pid"] for r in regions]:
+            assert proc_user(pid) != 0, "pid %d runs as root" % pid
+
+    # the name answers the adopted primary (the first region), stamped with epoch 1
+    first = regions[0]
+    assert dig(dns["dns_port"], dns["name"], "A") == [first["address"]]
+    assert dig(dns["dns_port"], dns["name"], "TXT") == ["epoch=1 region=%s" % first["name"]]
+    # PostgreSQL listens on the address the name answers
+    p = run([PSQL, "-X", "-A", "-t", "-d", "host=%s port=%d user=postgres dbname=postgres "
+             "connect_timeout=3" % (first["address"], first["postgres"]["port"]),
+             "-c", "SELECT pg_is_in_recovery()"], timeout=20)
+    assert p.stdout.strip() == "f", p.stdout
+
+    # the TSIG key may update the zone (RFC 2136), a name of its own so the coordinators care not
+    with open(os.path.join(lab.dir, "tsig-secret")) as f:
+        secret = f.read().strip()
+    script = ("server 127.0.0.1 %d\nzone aragora.lab.\nupdate add probe.aragora.lab. 5 A "
+              "127.0.0.9\nsend\n" % dns["dns_port"])
+    p = subprocess.run(["nsupdate", "-y", "hmac-sha256:aragora-lab-key:" + secret], input=script,
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert dig(dns["dns_port"], "probe.aragora.lab.", "A") == ["127.0.0.9"]
+
+    # each region's Redis answers
+    for r in regions:
+        assert redis_ping(r["redis"]["port"]) == "PONG", r["name"]
+    out = lab.chaos("status").stdout
+    assert "REDIS" in out and "DNS" in out and first["address"] in out, out
+
+    # PowerDNS: kill, then restart; the zone survives
+    old = dns["pid"]
+    lab.chaos("kill", "dns")
+    assert pid_gone(old)
+    assert dig(dns["dns_port"], dns["name"], "A") in (None, [])
+    t1 = time.monotonic()
+    lab.chaos("restart", "dns")
+    lab.reload()
+    assert lab.info["dns"]["pid"] != old and not pid_gone(lab.info["dns"]["pid"])
+    assert dig(dns["dns_port"], dns["name"], "A") == [first["address"]]
+    print("  PowerDNS restarted and answering in %.2f s" % (time.monotonic() - t1))
+    p = lab.chaos("kill", "dns", "--what", "redis", check=False)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+
+    # a region's Redis: freeze, thaw, kill, restart (empty)
+    victim = regions[1]
+    port = victim["redis"]["port"]
+    lab.chaos("freeze", victim["name"], "--what", "redis")
+    assert " stopped " in next(l for l in lab.chaos("status").stdout.split("REDIS")[1].splitlines()
+                               if l.startswith(victim["name"] + " "))
+    lab.chaos("thaw", victim["name"], "--what", "redis")
+    assert redis_ping(port) == "PONG"
+    lab.chaos("kill", victim["name"], "--what", "redis")
+    assert pid_gone(victim["redis"]["pid"]) and redis_ping(port) is None
+    assert not pid_gone(victim["pid"]), "--what redis must not touch the coordinator"
+    lab.chaos("restart", victim["name"], "--what", "redis")
+    lab.reload()
+    assert redis_ping(port) == "PONG"
+
+    # down stops every Redis and the PowerDNS, by PID, frozen ones too
+    lab.reload()
+    servers = [lab.info["dns"]["pid"]] + [r["redis"]["pid"] for r in lab.info["regions"]]
+    lab.chaos("freeze", "dns")
+    lab.chaos("freeze", regions[2]["name"], "--what", "redis")
+    p = lab.chaos("down", timeout=90)
+    assert "3 Redis servers and 1 PowerDNS" in p.stdout, p.stdout
+    left = [pid for pid in servers if not pid_gone(pid)]
+    assert not left, "pdns_server/redis-server left after lab down: %s" % left
+    p = lab.chaos("down", timeout=60)  # safe to repeat
+    assert "0 Redis servers and 0 PowerDNS" in p.stdout, p.stdout
+
+
 TESTS = [
     test_leader_elected,
     test_leader_failover,
@@ -821,6 +942,7 @@ TESTS = [
     test_garbage_peer,
     test_lab_down_no_process,
     test_lab_postgres,
+    test_lab_dns_redis,
 ]
 
 
