@@ -22,6 +22,7 @@
 #include "afc/run.h"
 #include "coordinator/agent.h"
 #include "coordinator/daemon.h"
+#include "coordinator/delivery.h"
 #include "coordinator/executor.h"
 #include "coordinator/faultpoints.h"
 #include "coordinator/report.h"
@@ -597,6 +598,7 @@ static void tick_cb(uv_timer_t *t)
     int64_t left;
     a->exec.fencing = a->fence_running;
     afc_executor_tick(&a->exec, local_obs(a), refused, afc_agent_lease(a->d, &left));
+    afc_delivery_tick(a->d);
 }
 
 /* ---- start / stop ---- */

@@ -12,6 +12,7 @@
 
 #include "coordinator/agent.h"
 #include "coordinator/daemon.h"
+#include "coordinator/delivery.h"
 #include "coordinator/http_internal.h"
 
 static json_t *lsn_json(uint64_t lsn)
@@ -137,6 +138,7 @@ void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc)
     json_object_set_new(doc, "postgres", postgres_json(d, s));
     json_object_set_new(doc, "lease", lease_json(d, s));
     json_object_set_new(doc, "failover", api_failover_json(s, &s->failover));
+    json_object_update_new(doc, afc_delivery_json(d)); /* "dns", "redis" */
 }
 
 json_t *api_failovers_json(const struct afc_state *s)

@@ -112,13 +112,13 @@ static int add_endpoints(struct ctl *ctl, const char *list)
     return 0;
 }
 
-/* Each member's own view of itself (its /v1/cluster "node"), asked directly with a short timeout,
- * so a dead or frozen member shows as unreachable instead of as whatever the answering node
- * assumes. NULL if it did not answer. The answering node's view is reused for itself. */
-static json_t *member_view(json_t *m, json_t *answered_node)
+/* Each member's own /v1/cluster document, asked directly with a short timeout, so a dead or
+ * frozen member shows as unreachable instead of as whatever the answering node assumes. NULL if
+ * it did not answer. The answering node's document is reused for itself. */
+static json_t *member_view(json_t *m, json_t *answered)
 {
     if (json_is_true(json_object_get(m, "self")))
-        return json_incref(answered_node);
+        return json_incref(answered);
     const char *api = json_string_value(json_object_get(m, "api_url"));
     struct response r;
     memset(&r, 0, sizeof r);
@@ -131,9 +131,27 @@ static json_t *member_view(json_t *m, json_t *answered_node)
     }
     json_t *doc = json_loadb(r.body != NULL ? r.body : "", r.len, 0, NULL);
     free(r.body);
-    json_t *node = json_incref(json_object_get(doc, "node"));
-    json_decref(doc);
-    return json_is_object(node) ? node : (json_decref(node), NULL);
+    if (!json_is_object(json_object_get(doc, "node"))) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/* What the member's own Redis holds: "e2 ok", "e1 STALE", "down", "-" (no Redis). */
+static void redis_cell(json_t *doc, char *buf, size_t cap)
+{
+    json_t *redis = json_object_get(doc, "redis"), *holds = json_object_get(redis, "holds");
+    if (!json_is_object(redis)) {
+        snprintf(buf, cap, "-");
+    } else if (json_is_object(holds)) {
+        snprintf(buf, cap, "e%lld %s", ctl_int_or(holds, "epoch", 0),
+                 json_is_true(json_object_get(redis, "agrees")) ? "ok" : "STALE");
+    } else if (json_is_false(json_object_get(redis, "agrees"))) {
+        snprintf(buf, cap, "empty");
+    } else {
+        snprintf(buf, cap, "%s", ctl_str_or(redis, "state", "?"));
+    }
 }
 
 /* PostgreSQL as its own coordinator reports it (else as the answering node sees it), e.g.
@@ -168,24 +186,25 @@ static void print_members(json_t *cluster)
     json_t *members = json_object_get(cluster, "members");
     size_t i;
     json_t *m;
-    printf("%-14s %-3s %-12s %-5s %-8s %-6s %-34s %-22s %s\n", "REGION", "ID", "ROLE", "TERM",
-           "APPLIED", "READY", "POSTGRES", "RAFT-ADDRESS", "API");
+    printf("%-14s %-3s %-12s %-5s %-8s %-6s %-34s %-10s %-22s %s\n", "REGION", "ID", "ROLE", "TERM",
+           "APPLIED", "READY", "POSTGRES", "REDIS", "RAFT-ADDRESS", "API");
     json_array_foreach(members, i, m)
     {
-        json_t *view = member_view(m, json_object_get(cluster, "node"));
-        char term[24] = "-", applied[24] = "-", pg[64];
+        json_t *doc = member_view(m, cluster), *view = json_object_get(doc, "node");
+        char term[24] = "-", applied[24] = "-", pg[64], redis[32] = "-";
         pg_cell(cluster, m, pg, sizeof pg);
         if (view != NULL) {
             snprintf(term, sizeof term, "%lld", ctl_int_or(view, "term", 0));
             snprintf(applied, sizeof applied, "%lld", ctl_int_or(view, "applied_index", 0));
+            redis_cell(doc, redis, sizeof redis);
         }
-        printf("%-14s %-3lld %-12s %-5s %-8s %-6s %-34s %-22s %s%s\n", ctl_str_or(m, "region", "?"),
-               ctl_int_or(m, "id", 0), view ? ctl_str_or(view, "raft_state", "?") : "unreachable",
-               term, applied,
+        printf("%-14s %-3lld %-12s %-5s %-8s %-6s %-34s %-10s %-22s %s%s\n",
+               ctl_str_or(m, "region", "?"), ctl_int_or(m, "id", 0),
+               view ? ctl_str_or(view, "raft_state", "?") : "unreachable", term, applied,
                view ? (json_is_true(json_object_get(view, "ready")) ? "yes" : "no") : "-", pg,
-               ctl_str_or(m, "raft_address", "-"), ctl_str_or(m, "api_url", "-"),
+               redis, ctl_str_or(m, "raft_address", "-"), ctl_str_or(m, "api_url", "-"),
                json_is_true(json_object_get(m, "self")) ? "  (answered)" : "");
-        json_decref(view);
+        json_decref(doc);
     }
 }
 
@@ -209,6 +228,24 @@ static void print_lease_failover(json_t *cluster)
                ctl_str_or(f, "reason", ""));
     else
         printf("failover: none yet\n");
+    json_t *dns = json_object_get(cluster, "dns");
+    if (json_is_object(dns)) {
+        json_t *answer = json_object_get(dns, "answer"), *routing = json_object_get(dns, "routing");
+        json_t *agrees = json_object_get(answer, "agrees");
+        printf("dns:      %s %s: %s", ctl_str_or(dns, "provider", "?"),
+               ctl_str_or(dns, "name", "?"),
+               json_is_true(agrees)    ? "names the primary"
+               : json_is_false(agrees) ? "DOES NOT name the primary"
+                                       : "not checked yet");
+        if (json_is_false(agrees))
+            printf(" (%s)", ctl_str_or(answer, "detail", ""));
+        if (json_is_object(routing) && strcmp(ctl_str_or(routing, "phase", ""), "routed") != 0)
+            printf("; routing epoch %lld: %s, %lld failures%s%s", ctl_int_or(routing, "epoch", 0),
+                   ctl_str_or(routing, "phase", "?"), ctl_int_or(routing, "failures", 0),
+                   ctl_str_or(routing, "last_error", "")[0] ? ", last: " : "",
+                   ctl_str_or(routing, "last_error", ""));
+        printf("\n");
+    }
 }
 
 static void print_status(json_t *cluster, const char *endpoint)

@@ -16,9 +16,10 @@
 #include "afc/config.h"
 #include "afc/consensus.h"
 
-struct afc_http;   /* http.c */
-struct afc_report; /* report.c: a report on its way to the leader */
-struct afc_agent;  /* agent.c: probes, lease, fencing, decisions */
+struct afc_http;     /* http.c */
+struct afc_report;   /* report.c: a report on its way to the leader */
+struct afc_agent;    /* agent.c: probes, lease, fencing, decisions */
+struct afc_delivery; /* delivery.c: DNS, Redis and hooks after a promotion */
 
 struct afc_daemon {
     uv_loop_t *loop;
@@ -32,8 +33,9 @@ struct afc_daemon {
     bool joined; /* has applied the init command (knows the member list) */
     bool init_in_flight;
     struct afc_propose init_req;
-    struct afc_report *reports; /* network reports in flight (report.c) */
-    struct afc_agent *agent;    /* NULL until started */
+    struct afc_report *reports;    /* network reports in flight (report.c) */
+    struct afc_agent *agent;       /* NULL until started */
+    struct afc_delivery *delivery; /* NULL until started, and after stopped */
     int exit_code;
     bool stopping;
 };

@@ -31,6 +31,7 @@
 #include "afc/run.h"
 #include "coordinator/agent.h"
 #include "coordinator/daemon.h"
+#include "coordinator/delivery.h"
 #include "coordinator/executor.h"
 #include "coordinator/executor_internal.h"
 #include "coordinator/faultpoints.h"
@@ -306,6 +307,35 @@ static bool old_primary_running(const struct afc_executor *x, const struct afc_f
     return a->valid && a->healthy && a->role == AFC_PG_PRIMARY;
 }
 
+enum { VERDICT_WAITING = 0, VERDICT_ALLOW, VERDICT_VETO };
+
+static void verdict_cb(void *data, bool allow, const char *reason)
+{
+    struct afc_executor *x = data;
+    if (x->stopping) {
+        return;
+    }
+    x->verdict = allow ? VERDICT_ALLOW : VERDICT_VETO;
+    snprintf(x->veto_reason, sizeof x->veto_reason, "%s", reason);
+}
+
+/* The operator's pre_promote hook decides, once per epoch, before pg_promote (docs/hooks.md): a
+ * veto aborts this epoch, and the leader passes this region over in the next decision. */
+static void ask_pre_promote(struct afc_executor *x, const struct afc_failover *f)
+{
+    x->verdict_epoch = x->epoch;
+    x->verdict = VERDICT_WAITING;
+    int rc = afc_delivery_pre_promote(x->d, x->epoch, f->from, verdict_cb, x);
+    if (rc == AFC_EALREADY) {
+        x->verdict = VERDICT_ALLOW; /* no pre_promote hook configured */
+    } else if (rc != 0) {
+        x->verdict = VERDICT_VETO;
+        snprintf(x->veto_reason, sizeof x->veto_reason, "could not ask it: %s", afc_strerror(rc));
+    } else {
+        afc_event("pre-promote", "region=%s epoch=%" PRIu64, self_name(x), x->epoch);
+    }
+}
+
 static void candidate_tick(struct afc_executor *x, const struct afc_failover *f)
 {
     if (x->step_reported == AFC_FO_ABORTED || x->hung) {
@@ -336,7 +366,17 @@ static void candidate_tick(struct afc_executor *x, const struct afc_failover *f)
         }
     } else if (f->step == AFC_FO_FENCED && x->step_reported != AFC_FO_PROMOTED &&
                x->step_reported != AFC_FO_ABORTED) {
-        promote(x);
+        if (x->verdict_epoch != x->epoch) {
+            ask_pre_promote(x, f);
+        } else if (x->verdict == VERDICT_VETO) {
+            char detail[AFC_DETAIL_MAX];
+            snprintf(detail, sizeof detail, "pre_promote vetoed: %s", x->veto_reason);
+            afc_event("promote-vetoed", "region=%s epoch=%" PRIu64 " reason=\"%s\"", self_name(x),
+                      x->epoch, x->veto_reason);
+            report_step(x, AFC_FO_ABORTED, 0, 0, detail);
+        } else if (x->verdict == VERDICT_ALLOW) {
+            promote(x);
+        }
     } else if ((f->step == AFC_FO_PROMOTED || f->step == AFC_FO_DONE) && !x->slots_done &&
                x->slot_attempts++ < 3) {
         create_slots(x);

@@ -57,6 +57,10 @@ struct afc_executor {
     /* a replica that received WAL past the new primary's fork point cannot follow it */
     uint64_t diverge_checked_at_ms; /* last check (after a re-point that did not take) */
     afc_epoch rewind_needed_epoch;  /* this replica diverged in this epoch: rewind it */
+    /* the operator's pre_promote hook, asked once per epoch before this node promotes */
+    afc_epoch verdict_epoch;
+    int verdict;          /* 0 asked, waiting; 1 allow; 2 veto */
+    char veto_reason[96]; /* the hook's first output line, or why it could not run */
 };
 
 void afc_executor_init(struct afc_executor *x, struct afc_daemon *d);

@@ -20,6 +20,7 @@
 
 #include "afc/log.h"
 #include "coordinator/daemon.h"
+#include "coordinator/delivery.h"
 #include "coordinator/agent.h"
 #include "coordinator/faultpoints.h"
 #include "coordinator/report.h"
@@ -153,6 +154,11 @@ static void agent_stopped_cb(struct afc_daemon *d)
     }
 }
 
+static void delivery_stopped_cb(struct afc_daemon *d)
+{
+    afc_agent_stop(d, agent_stopped_cb);
+}
+
 static void daemon_stop(struct afc_daemon *d, int exit_code)
 {
     if (exit_code > d->exit_code) {
@@ -164,7 +170,7 @@ static void daemon_stop(struct afc_daemon *d, int exit_code)
     d->stopping = true;
     afc_event("shutdown", "exit=%d", d->exit_code);
     afc_report_abort_all(d); /* before the HTTP client that carries them closes */
-    afc_agent_stop(d, agent_stopped_cb);
+    afc_delivery_stop(d, delivery_stopped_cb);
 }
 
 static void signal_cb(uv_signal_t *h, int signum)
@@ -331,6 +337,10 @@ static int run(struct afc_daemon *d)
         daemon_stop(d, EXIT_RUNTIME);
     } else if (afc_agent_start(d, &err) != 0) {
         afc_error("while starting the failover agent: %s", err.msg);
+        fprintf(stderr, "aragora-coordinator: %s\n", err.msg);
+        daemon_stop(d, EXIT_RUNTIME);
+    } else if (afc_delivery_start(d, &err) != 0) {
+        afc_error("while starting DNS, Redis and hooks: %s", err.msg);
         fprintf(stderr, "aragora-coordinator: %s\n", err.msg);
         daemon_stop(d, EXIT_RUNTIME);
     } else {
