@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A guided tour: build, start three regions on this machine (PostgreSQL + coordinator each), keep
-# writing, kill the primary region, watch the automatic failover step by step, bring the old region
-# back and watch it rejoin as a replica. Run as root (it installs packages first).
+# A guided tour: build, start three regions on this machine (PostgreSQL, Redis and a coordinator
+# each, one PowerDNS for the global name), keep writing, kill the primary region, watch the
+# automatic failover step by step — promotion, then DNS, then every region's Redis — bring the old
+# region back and watch it rejoin as a replica. Run as root (it installs packages first).
 # ARAGORA_DEMO_DIR: lab directory (default: a new one under /tmp); ARAGORA_DEMO_BASE_PORT: first
 # port (default 21000; the lab uses 3 x 2 ports from there, 10 apart).
 set -euo pipefail
@@ -39,21 +40,34 @@ psql_at() { # port, SQL: one statement as the postgres user over TCP (lab: trust
         -c "$2" 2>/dev/null
 }
 pgport() { echo $((base + 10 * $1 + 2)); }
+dnsport=$((base + 30)) # the lab's PowerDNS, after the three regions' ports
+show_routing() { # what the global name and each region's Redis say
+    printf '  dig primary.aragora.lab:  A %s   TXT %s\n' \
+        "$(dig @127.0.0.1 -p "$dnsport" +norecurse +short primary.aragora.lab. A | tr '\n' ' ')" \
+        "$(dig @127.0.0.1 -p "$dnsport" +norecurse +short primary.aragora.lab. TXT | tr '\n' ' ')"
+    for i in 0 1 2; do
+        printf '  %-11s Redis aragora:primary = %s\n' "${regions[$i]}" \
+            "$(redis-cli -p $((base + 10 * i + 3)) --raw get aragora:primary 2>/dev/null || echo '(down)')"
+    done
+}
 field() { # region index, python expression over the /v1/cluster document d
     curl -s --max-time 1 "$(url "$1")/v1/cluster" |
         python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null || true
 }
 
-say "Starting three regions in $dir: PostgreSQL 15 and a coordinator each"
+say "Starting three regions in $dir: PostgreSQL 15, Redis and a coordinator each, and PowerDNS"
 echo "us-east-2 runs the primary; eu-west-1 and ap-south-1 stream from it. The three coordinators"
 echo "form a Raft group: they elect one leader, which alone decides; every decision is committed"
-echo "to the Raft log before anything is done about it."
+echo "to the Raft log before anything is done about it. Clients find the primary through the DNS"
+echo "name primary.aragora.lab (PowerDNS on port $dnsport) or through their region's Redis."
 "$chaos" lab up --dir "$dir" --base-port "$base"
 
 say "Waiting for the first leader to adopt the running primary as epoch 1"
 deadline=$((SECONDS + 30))
 until [ "$(field 1 'd["epoch"]')" = 1 ] || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
 "$ctl" status
+echo
+show_routing
 
 say "Writing continuously: one INSERT every ~50 ms into whichever region accepts it"
 psql_at "$(pgport 0)" "CREATE TABLE demo_writes (seq int, at timestamptz DEFAULT now())" >/dev/null
@@ -98,17 +112,34 @@ curl -s --max-time 2 "$(url 1)/v1/cluster" | python3 -c '
 import datetime, json, sys
 t0 = int(sys.argv[1]) / 1e9
 f = json.load(sys.stdin)["failover"]
-for step in ("detected", "decided", "fenced", "promoted", "done"):
+rows = []
+for step in ("detected", "decided", "fenced", "promoted", "routed", "done"):
     at = f["times"].get(step)
     if at:
-        t = datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
-        print("  +%5d ms  %-9s %s" % ((t - t0) * 1000, step,
-              "epoch %d: %s -> %s" % (f["epoch"], f["from"], f["to"]) if step == "decided" else
-              "timeline %d" % f["timeline"] if step == "promoted" else ""))
+        rows.append((at, step,
+                     "epoch %d: %s -> %s" % (f["epoch"], f["from"], f["to"]) if step == "decided" else
+                     "timeline %d" % f["timeline"] if step == "promoted" else
+                     "DNS names %s, checked on the server" % f["routed_address"] if step == "routed"
+                     else ""))
+for region, at in (f["times"].get("published") or {}).items():
+    if at:
+        rows.append((at, "published", "%s\x27s Redis holds epoch %d" % (region, f["epoch"])))
+for at, step, what in sorted(rows):
+    t = datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+    print("  +%5d ms  %-9s %s" % ((t - t0) * 1000, step, what))
 ' "$start" || true
 first=$(awk -v t="$start" -v r="$new" '$1 > t && $3 == r {print $1; exit}' "$writes")
 [ -n "$first" ] && printf '  +%5d ms  first write acknowledged by the new primary, %s\n' \
     $(((first - start) / 1000000)) "$new"
+
+say "What clients see now: the DNS answer and every region's Redis"
+deadline=$((SECONDS + 30))
+until [ "$(field 1 '(d["failover"] or {}).get("times", {}).get("routed") is not None')" = True ] ||
+    [ $SECONDS -ge $deadline ]; do
+    sleep 0.2
+done
+show_routing
+echo "  (us-east-2's Redis still says epoch 1 until its coordinator is back: that region is down)"
 
 say "aragoractl history: the receipt of that failover"
 "$ctl" history || true
@@ -136,6 +167,8 @@ echo "  in its last moments may be lost; synchronous mode, issue 6, makes that z
 
 say "aragoractl status"
 "$ctl" status
+echo
+show_routing
 
 say "Done. Try it yourself:"
 cat <<TXT
@@ -143,5 +176,6 @@ cat <<TXT
   $ctl --endpoint $(url 1) status
   $chaos lab kill --dir /tmp/x us-east-2 --what region
   $ctl --endpoint $(url 1) history
+  dig @127.0.0.1 -p 21030 primary.aragora.lab. A +short
   $chaos lab down --dir /tmp/x
 TXT
