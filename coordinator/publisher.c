@@ -134,6 +134,7 @@ static void write_cb(void *data, const struct afc_redis_write_result *res)
     case AFC_REDIS_CURRENT:
         p->written = res->epoch > p->written ? res->epoch : p->written;
         p->settled = res->epoch > p->settled ? res->epoch : p->settled;
+        p->next_read_ms = 0; /* status shows it at once, not at the next periodic read */
         afc_event("redis-published", "epoch=%" PRIu64 " outcome=%s elapsed_ms=%" PRIu64, res->epoch,
                   afc_redis_outcome_name(res->outcome), res->elapsed_ms);
         break;

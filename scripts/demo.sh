@@ -113,18 +113,18 @@ import datetime, json, sys
 t0 = int(sys.argv[1]) / 1e9
 f = json.load(sys.stdin)["failover"]
 rows = []
-for step in ("detected", "decided", "fenced", "promoted", "routed", "done"):
+for order, step in enumerate(("detected", "decided", "fenced", "promoted", "routed", "done")):
     at = f["times"].get(step)
     if at:
-        rows.append((at, step,
+        rows.append((at, order, step,
                      "epoch %d: %s -> %s" % (f["epoch"], f["from"], f["to"]) if step == "decided" else
                      "timeline %d" % f["timeline"] if step == "promoted" else
                      "DNS names %s, checked on the server" % f["routed_address"] if step == "routed"
                      else ""))
 for region, at in (f["times"].get("published") or {}).items():
     if at:
-        rows.append((at, "published", "%s\x27s Redis holds epoch %d" % (region, f["epoch"])))
-for at, step, what in sorted(rows):
+        rows.append((at, 4, "published", "%s\x27s Redis holds epoch %d" % (region, f["epoch"])))
+for at, _, step, what in sorted(rows):
     t = datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
     print("  +%5d ms  %-9s %s" % ((t - t0) * 1000, step, what))
 ' "$start" || true

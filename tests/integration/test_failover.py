@@ -67,6 +67,18 @@ def own_view(doc, region):
     return p["seen_by_its_own_coordinator"]
 
 
+def wait_replica_of(lab, region, primary, timeline, timeout):
+    """Until `region`'s own coordinator reports a healthy replica streaming from `primary` on
+    `timeline` (as the primary's node has it); returns that view."""
+    def follows():
+        d = lab.cluster(primary)
+        v = d and own_view(d, region)
+        return v if v and v["healthy"] and v["role"] == "replica" and v["upstream"] == primary \
+            and v["timeline"] == timeline else None
+    return wait_for("%s to follow %s on timeline %d" % (region, primary, timeline), follows,
+                    timeout=timeout)
+
+
 def test_kill_primary_region(lab):
     """Kill the whole primary region: a replica is promoted and accepts writes, the other follows
     it, every step is in the receipt; the old region comes back fenced and rejoins as a replica."""
@@ -95,12 +107,7 @@ def test_kill_primary_region(lab):
     t1 = time.monotonic()
     lab.chaos("restart", "us-east-2", "--what", "region")
     lab.reload()
-    def rejoined():
-        d = lab.cluster(new)
-        v = d and own_view(d, "us-east-2")
-        return v if v and v["healthy"] and v["role"] == "replica" and v["upstream"] == new \
-            and v["timeline"] == 2 else None
-    wait_for("us-east-2 to rejoin as a replica of %s" % new, rejoined, timeout=90)
+    wait_replica_of(lab, "us-east-2", new, 2, timeout=90)
     print("  old primary back -> rejoined as a replica of %s on timeline 2: %.0f ms"
           % (new, (time.monotonic() - t1) * 1000))
     rows_new = psql_value(pg_port(lab, new), "SELECT count(*) FROM it_writes")
@@ -392,13 +399,7 @@ def test_rewind_fails_base_backup(lab):
     t1 = time.monotonic()
     lab.chaos("restart", "us-east-2", "--what", "region")
     lab.reload()
-
-    def rejoined():
-        d = lab.cluster(new)
-        v = d and own_view(d, "us-east-2")
-        return v if v and v["healthy"] and v["role"] == "replica" and v["upstream"] == new \
-            and v["timeline"] == 2 else None
-    wait_for("us-east-2 to rejoin as a replica of %s" % new, rejoined, timeout=180)
+    wait_replica_of(lab, "us-east-2", new, 2, timeout=180)
     print("  old primary back, rewind impossible -> rejoined from a base backup as a replica of "
           "%s on timeline 2: %.0f ms" % (new, (time.monotonic() - t1) * 1000))
     rows_new = psql_value(pg_port(lab, new), "SELECT count(*) FROM it_writes")
@@ -473,13 +474,7 @@ def test_replica_diverged_rewound(lab):
     status, body = lab.post(target, "/v1/resume")
     assert status == 200, (status, body)
     t0 = time.monotonic()
-
-    def follows():
-        d = lab.cluster(target)
-        v = d and own_view(d, other)
-        return v if v and v["healthy"] and v["role"] == "replica" and v["upstream"] == target \
-            and v["timeline"] == 2 else None
-    wait_for("%s to follow %s on timeline 2" % (other, target), follows, timeout=120)
+    wait_replica_of(lab, other, target, 2, timeout=120)
     print("  diverged replica rewound and following the new primary: %.0f ms"
           % ((time.monotonic() - t0) * 1000))
     rows = wait_for("%s to have the new primary's rows" % other, lambda: (
