@@ -13,6 +13,7 @@ pkgs=(
     libcurl4-openssl-dev libjansson-dev libssl-dev libpq-dev postgresql-15
     python3 curl procps util-linux
     pdns-server pdns-backend-sqlite3 sqlite3 bind9-dnsutils redis-server libhiredis-dev libldns-dev
+    postgresql-server-dev-15
 )
 missing=()
 for p in "${pkgs[@]}"; do
