@@ -23,6 +23,7 @@
 #include "coordinator/agent.h"
 #include "coordinator/daemon.h"
 #include "coordinator/delivery.h"
+#include "coordinator/fence.h"
 #include "coordinator/executor.h"
 #include "coordinator/faultpoints.h"
 #include "coordinator/report.h"
@@ -72,6 +73,7 @@ struct afc_agent {
     struct afc_propose decide_req;
     char refused[AFC_DETAIL_MAX];
     struct afc_executor exec;
+    struct afc_fence *dbfence; /* the in-database fence, NULL when postgres.fence is off */
     bool local_dead; /* we gave up restarting our authorized primary (reported to the leader) */
 };
 
@@ -212,6 +214,7 @@ static void notice_authorization(struct afc_agent *a)
     a->lease_valid_until_ms =
         now_ms(a) + c->lease_ms - (c->margin_ms < c->lease_ms ? c->margin_ms : 0);
     a->next_renew_ms = now_ms(a);
+    afc_fence_renew(a->dbfence, s->epoch, a->lease_valid_until_ms);
 }
 
 /* This region is the candidate of the failover in progress: authorized already, its PostgreSQL
@@ -285,6 +288,8 @@ void afc_agent_applied(struct afc_daemon *d)
     if (until > a->lease_valid_until_ms || a->lease_epoch != s->epoch) {
         a->lease_valid_until_ms = until;
         a->lease_epoch = s->epoch;
+        /* the database's own fence ends with the lease, never later (docs/fencing.md) */
+        afc_fence_renew(a->dbfence, s->epoch, until);
     }
 }
 
@@ -351,6 +356,11 @@ static void fence(struct afc_agent *a, const char *why)
     struct afc_err err = {0};
     a->fenced_epoch = state_of(a)->epoch;
     afc_event("fencing", "region=%s epoch=%" PRIu64 " reason=%s", c->region, a->fenced_epoch, why);
+    if (!is_authorized_primary(a)) {
+        /* deposed: close the database's fence at once (it refuses writes even before the stop
+         * completes) and refuse renewals of this epoch; an expired lease closed it already */
+        afc_fence_shut(a->dbfence, a->fenced_epoch);
+    }
     if (afc_run_start(a->d->loop, &opt, fence_done_cb, a, NULL, &err) == 0) {
         a->fence_running = true;
     } else {
@@ -641,6 +651,7 @@ int afc_agent_start(struct afc_daemon *d, struct afc_err *err)
     }
     a->d = d;
     a->self_target = -1;
+    a->dbfence = afc_fence_new(d);
     afc_executor_init(&a->exec, d);
     /* No lease at start: the state on disk may be stale (the others may have failed over while
      * this process was down), so the epoch found there is not one this process saw authorized.
@@ -694,6 +705,8 @@ void afc_agent_stop(struct afc_daemon *d, void (*cb)(struct afc_daemon *d))
     a->stopping = true;
     a->stop_cb = cb;
     afc_executor_stop(&a->exec);
+    afc_fence_free(a->dbfence); /* a statement still running completes on its own */
+    a->dbfence = NULL;
     if (a->tick.loop != NULL) { /* initialised (start got that far) */
         uv_close((uv_handle_t *)&a->tick, tick_closed_cb);
     } else {
@@ -725,4 +738,9 @@ const struct afc_pg_obs *afc_agent_obs(const struct afc_daemon *d, unsigned memb
         }
     }
     return NULL;
+}
+
+json_t *afc_agent_fence_json(const struct afc_daemon *d)
+{
+    return afc_fence_json(d->agent != NULL ? d->agent->dbfence : NULL);
 }

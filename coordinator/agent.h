@@ -15,6 +15,8 @@
 #ifndef AFC_AGENT_H
 #define AFC_AGENT_H
 
+#include <jansson.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -47,5 +49,7 @@ void afc_agent_decide(const struct afc_daemon *d, struct afc_decision *out);
 const struct afc_pg_obs *afc_agent_obs(const struct afc_daemon *d, unsigned index);
 /* Local lease view: held (our region is primary and the lease is valid now) and ms left. */
 bool afc_agent_lease(const struct afc_daemon *d, int64_t *remaining_ms);
+/* The in-database fence as this node keeps it (fence.h), for /v1/cluster. */
+json_t *afc_agent_fence_json(const struct afc_daemon *d);
 
 #endif

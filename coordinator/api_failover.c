@@ -139,6 +139,7 @@ void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc)
     json_object_set_new(doc, "lease", lease_json(d, s));
     json_object_set_new(doc, "failover", api_failover_json(s, &s->failover));
     json_object_update_new(doc, afc_delivery_json(d)); /* "dns", "redis" */
+    json_object_set_new(doc, "db_fence", afc_agent_fence_json(d));
 }
 
 json_t *api_failovers_json(const struct afc_state *s)

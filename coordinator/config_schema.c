@@ -97,6 +97,7 @@ static const struct config_key postgres_keys[] = {
     {.name = "run_as", .type = K_NAME, AT_CFG(pg_run_as)},
     {.name = "options", .type = K_SECRET, AT_CFG(pg_options)},
     {.name = "log_file", .type = K_ABSPATH, AT_CFG(pg_log_file)},
+    {.name = "fence", .type = K_BOOL, AT_CFG(pg_fence)},
     {.name = NULL},
 };
 

@@ -35,6 +35,7 @@
 #include "coordinator/executor.h"
 #include "coordinator/executor_internal.h"
 #include "coordinator/faultpoints.h"
+#include "coordinator/fence.h"
 #include "coordinator/report.h"
 
 #define PROMOTE_TIMEOUT_MS 70000
@@ -171,7 +172,15 @@ static void check_catchup(struct afc_executor *x)
 
 static void promote(struct afc_executor *x)
 {
-    static const char *const stmts[] = {
+    /* With the in-database fence, armed with the new epoch before anything can commit on this
+     * node as a primary (it works on a replica): the grace the agent grants a new authorization
+     * (lease - margin), extended by its renewals from then on. */
+    static char arm[128];
+    const struct afc_config *c = &x->d->cfg;
+    afc_fence_arm_sql(x->d, x->epoch, c->lease_ms - (c->margin_ms < c->lease_ms ? c->margin_ms : 0),
+                      arm, sizeof arm);
+    const char *const stmts[] = {
+        arm[0] != '\0' ? arm : "SELECT 1",
         "SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(true, 60) ELSE true END",
         /* the timeline from the current WAL file name: exact right after the promotion */
         "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int || "

@@ -75,6 +75,8 @@ struct afc_config {
     char pg_options[AFC_PATH_MAX];  /* postgres.options: node-local server options (pg_ctl -o),
                                        kept outside PGDATA so a rewind cannot carry them over */
     char pg_log_file[AFC_PATH_MAX]; /* postgres.log_file */
+    bool pg_fence; /* postgres.fence: keep the in-database fence (pg_fence/) in step with the
+                      lease; needs the aragora_fence module loaded and its SQL set up */
     /* failover timings (ARCHITECTURE §9) */
     unsigned lease_ms;             /* 2000 */
     unsigned lease_renew_ms;       /* 500, < lease_ms */
