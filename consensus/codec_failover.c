@@ -1,10 +1,10 @@
 /*
- * Codec of the failover payloads: the four failover commands (observe, renew, failover-begin,
- * failover-step) and the observation/receipt maps that the snapshot (state_failover.c) shares
- * with them. codec.c dispatches here for those ops; the rules are the same as for the other ops
- * (docs/wire-format.md): fixed key order on encode, strict types and string caps on decode, and
- * one semantic check run by both directions. Enums travel as their names ("primary", "fenced");
- * an unknown name is malformed, never mapped to a default.
+ * Codec of the failover payloads: the failover commands (observe, renew, failover-begin,
+ * failover-step, routed, published, sync-set) and the observation/receipt maps that the snapshot
+ * (state_failover.c) shares with them. codec.c dispatches here for those ops; the rules are the
+ * same as for the other ops (docs/wire-format.md): fixed key order on encode, strict types and
+ * string caps on decode, and one semantic check run by both directions. Enums travel as their names
+ * ("primary", "fenced"); an unknown name is malformed, never mapped to a default.
  *
  * Module-internal (prototypes in msgpack_util.h). Pure: libc + msgpack.
  */
@@ -197,6 +197,68 @@ int codec_check_failover(const struct afc_failover *f, int code, struct afc_err 
     return 0;
 }
 
+/* ---- name lists (sync-set's standbys) ---- */
+
+int codec_pack_names(msgpack_packer *pk, const char (*names)[AFC_NAME_MAX], unsigned n)
+{
+    int rc = msgpack_pack_array(pk, n);
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        rc |= codec_pack_cstr(pk, names[i]);
+    }
+    return rc;
+}
+
+int codec_decode_names(const msgpack_object *arr, const char *what, char (*names)[AFC_NAME_MAX],
+                       unsigned *n, struct afc_err *why)
+{
+    if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY) {
+        return afc_err_set(why, AFC_EMALFORMED, "%s: missing or not an array", what);
+    }
+    if (arr->via.array.size > AFC_MAX_MEMBERS) {
+        return afc_err_set(why, AFC_EMALFORMED, "%s: %u names (max %d)", what, arr->via.array.size,
+                           AFC_MAX_MEMBERS);
+    }
+    *n = arr->via.array.size;
+    for (unsigned i = 0; i < *n; i++) {
+        const msgpack_object *o = &arr->via.array.ptr[i];
+        if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= AFC_NAME_MAX ||
+            memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL) {
+            return afc_err_set(why, AFC_EMALFORMED, "%s[%u]: not a name of at most %d bytes", what,
+                               i, AFC_NAME_MAX - 1);
+        }
+        memcpy(names[i], o->via.str.ptr, o->via.str.size);
+        names[i][o->via.str.size] = '\0';
+    }
+    return 0;
+}
+
+/* Every name terminated, non-empty, not `self`, no duplicates; 0 or `code`. */
+static int check_sync_names(const struct afc_cmd *c, int code, struct afc_err *why)
+{
+    const __typeof__(c->u.sync_set) *y = &c->u.sync_set;
+    if (y->n_standbys > AFC_MAX_MEMBERS) {
+        return afc_err_set(why, code, "sync-set: %u standbys (max %d)", y->n_standbys,
+                           AFC_MAX_MEMBERS);
+    }
+    if (!y->active && y->n_standbys > 0) {
+        return afc_err_set(why, code, "sync-set: standbys listed while not active");
+    }
+    for (unsigned i = 0; i < y->n_standbys; i++) {
+        if (!codec_is_terminated(y->standbys[i], AFC_NAME_MAX) || y->standbys[i][0] == '\0') {
+            return afc_err_set(why, code, "sync-set: standbys[%u]: empty or unterminated", i);
+        }
+        if (strcmp(y->standbys[i], y->region) == 0) {
+            return afc_err_set(why, code, "sync-set: %s lists itself", y->region);
+        }
+        for (unsigned k = 0; k < i; k++) {
+            if (strcmp(y->standbys[k], y->standbys[i]) == 0) {
+                return afc_err_set(why, code, "sync-set: %s listed twice", y->standbys[i]);
+            }
+        }
+    }
+    return 0;
+}
+
 /* ---- the four commands ---- */
 
 unsigned codec_failover_field_count(enum afc_op op)
@@ -213,6 +275,8 @@ unsigned codec_failover_field_count(enum afc_op op)
     case AFC_OP_ROUTED:
     case AFC_OP_PUBLISHED:
         return 3;
+    case AFC_OP_SYNC_SET:
+        return 5;
     default:
         return 0;
     }
@@ -264,6 +328,13 @@ int codec_check_failover_cmd(const struct afc_cmd *c, int code, struct afc_err *
                        check_name(c->u.published.detail, AFC_DETAIL_MAX, "detail", false, code, why)
                    ? code
                    : 0;
+    case AFC_OP_SYNC_SET:
+        return check_name(c->u.sync_set.region, AFC_NAME_MAX, "region", true, code, why) ||
+                       check_name(c->u.sync_set.detail, AFC_DETAIL_MAX, "detail", false, code,
+                                  why) ||
+                       check_sync_names(c, code, why)
+                   ? code
+                   : 0;
     default:
         return 0;
     }
@@ -306,6 +377,13 @@ int codec_pack_failover_cmd(msgpack_packer *pk, const struct afc_cmd *c)
         return codec_pack_kv_u64(pk, "epoch", c->u.published.epoch) |
                codec_pack_kv_str(pk, "region", c->u.published.region) |
                codec_pack_kv_str(pk, "detail", c->u.published.detail);
+    case AFC_OP_SYNC_SET:
+        return codec_pack_kv_str(pk, "region", c->u.sync_set.region) |
+               codec_pack_kv_u64(pk, "epoch", c->u.sync_set.epoch) |
+               codec_pack_kv_bool(pk, "active", c->u.sync_set.active) |
+               codec_pack_cstr(pk, "standbys") |
+               codec_pack_names(pk, c->u.sync_set.standbys, c->u.sync_set.n_standbys) |
+               codec_pack_kv_str(pk, "detail", c->u.sync_set.detail);
     default:
         return -1;
     }
@@ -361,6 +439,13 @@ int codec_decode_failover_cmd(const msgpack_object *m, struct afc_cmd *c, struct
         return codec_get_u64(m, "epoch", &c->u.published.epoch, why) ||
                codec_get_str(m, "region", c->u.published.region, AFC_NAME_MAX, why) ||
                codec_get_str(m, "detail", c->u.published.detail, AFC_DETAIL_MAX, why);
+    case AFC_OP_SYNC_SET:
+        return codec_get_str(m, "region", c->u.sync_set.region, AFC_NAME_MAX, why) ||
+               codec_get_u64(m, "epoch", &c->u.sync_set.epoch, why) ||
+               codec_get_bool(m, "active", &c->u.sync_set.active, why) ||
+               codec_decode_names(codec_map_find(m, "standbys"), "standbys", c->u.sync_set.standbys,
+                                  &c->u.sync_set.n_standbys, why) ||
+               codec_get_str(m, "detail", c->u.sync_set.detail, AFC_DETAIL_MAX, why);
     default:
         return AFC_EMALFORMED;
     }

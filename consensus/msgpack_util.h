@@ -101,6 +101,13 @@ int codec_check_failover_cmd(const struct afc_cmd *c, int code, struct afc_err *
 int codec_pack_failover_cmd(msgpack_packer *pk, const struct afc_cmd *c);
 int codec_decode_failover_cmd(const msgpack_object *m, struct afc_cmd *c, struct afc_err *why);
 
+/* An array of member names (sync-set's standbys, the snapshot's sync record). Decode: at most
+ * AFC_MAX_MEMBERS strings of < AFC_NAME_MAX bytes without NUL bytes; `what` names the key in
+ * messages. Errors: AFC_EMALFORMED. */
+int codec_pack_names(msgpack_packer *pk, const char (*names)[AFC_NAME_MAX], unsigned n);
+int codec_decode_names(const msgpack_object *arr, const char *what, char (*names)[AFC_NAME_MAX],
+                       unsigned *n, struct afc_err *why);
+
 /* True if `s` has a NUL within its first `cap` bytes. */
 bool codec_is_terminated(const char *s, size_t cap);
 

@@ -123,7 +123,7 @@ static int pack_state(msgpack_packer *pk, const struct afc_state *s)
     struct afc_state view = *s;
     view.history_len = n_events;
     bool drained = any_drained(s, n_members);
-    int rc = msgpack_pack_map(pk, 7 + drained + STATE_FAILOVER_KEYS);
+    int rc = msgpack_pack_map(pk, 7 + drained + state_failover_key_count(s));
     rc |= codec_pack_kv_u64(pk, "v", SNAPSHOT_VERSION);
     rc |= codec_pack_cstr(pk, "members");
     rc |= codec_pack_members(pk, s->members, n_members);
@@ -524,6 +524,7 @@ static const apply_fn apply_handlers[AFC_OP__COUNT] = {
     [AFC_OP_DRAIN] = apply_drain,
     [AFC_OP_ROUTED] = state_apply_routed,
     [AFC_OP_PUBLISHED] = state_apply_published,
+    [AFC_OP_SYNC_SET] = state_apply_sync_set,
 };
 
 static bool is_rejection(enum afc_apply_result r)

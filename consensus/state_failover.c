@@ -1,7 +1,7 @@
 /*
- * The failover half of the replicated state machine: apply of OBSERVE, RENEW, FAILOVER_BEGIN and
- * FAILOVER_STEP, and the snapshot encoding of what they record (obs matrix, lease, current
- * failover, receipts ring).
+ * The failover half of the replicated state machine: apply of OBSERVE, RENEW, FAILOVER_BEGIN,
+ * FAILOVER_STEP, ROUTED, PUBLISHED and SYNC_SET, and the snapshot encoding of what they record (obs
+ * matrix, lease, current failover, receipts ring, synchronous standby set).
  *
  * Safety rules implemented here (ARCHITECTURE.md §4, §5):
  *  - FAILOVER_BEGIN is a compare-and-set on the epoch (§4.1): expect_epoch must be the current
@@ -291,6 +291,64 @@ enum afc_apply_result state_apply_failover_step(struct afc_fsm *fsm, uint64_t in
     return AFC_APPLY_OK;
 }
 
+/* ---- SYNC_SET: the primary's synchronous standby set (replication.mode: sync) ---- */
+
+/* "a,b" from a per-member flag array, "none" if empty. */
+static void set_names(const struct afc_state *s, const bool *set, char *buf, size_t cap)
+{
+    size_t off = 0;
+    snprintf(buf, cap, "none");
+    for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS && off < cap; i++) {
+        if (set[i]) {
+            int n = snprintf(buf + off, cap - off, "%s%s", off ? "," : "", s->members[i].name);
+            off += n > 0 ? (size_t)n : 0;
+        }
+    }
+}
+
+enum afc_apply_result state_apply_sync_set(struct afc_fsm *fsm, uint64_t index,
+                                           const struct afc_cmd *c, struct afc_err *why)
+{
+    struct afc_state *s = &fsm->state;
+    const __typeof__(c->u.sync_set) *y = &c->u.sync_set;
+    /* Only the authorized primary of the current epoch says what its PostgreSQL waits on: a
+     * deposed primary's late report must not change the set the next decision relies on. */
+    if (s->primary[0] == '\0' || strcmp(y->region, s->primary) != 0 || y->epoch != s->epoch) {
+        afc_err_set(why, AFC_ESTALEEPOCH,
+                    "sync-set %s epoch %" PRIu64 ": authorized primary is %s at epoch %" PRIu64,
+                    y->region, y->epoch, or_none(s->primary), s->epoch);
+        return AFC_APPLY_REJECTED_STALE;
+    }
+    bool set[AFC_MAX_MEMBERS] = {false};
+    for (unsigned k = 0; k < y->n_standbys && k < AFC_MAX_MEMBERS; k++) {
+        int j = member_index(s, y->standbys[k]);
+        if (j < 0) {
+            afc_err_set(why, AFC_EUNKNOWNMEMBER, "sync-set: %s is not a member", y->standbys[k]);
+            return AFC_APPLY_REJECTED_INVALID;
+        }
+        set[j] = true;
+    }
+    struct afc_sync *r = &s->sync;
+    if (strcmp(r->region, y->region) == 0 && r->epoch == y->epoch && r->active == y->active &&
+        memcmp(r->standby, set, sizeof set) == 0) {
+        afc_err_set(why, 0, "sync-set %s: unchanged", y->region);
+        return AFC_APPLY_NOOP;
+    }
+    memset(r, 0, sizeof *r);
+    snprintf(r->region, sizeof r->region, "%s", y->region);
+    r->epoch = y->epoch;
+    r->active = y->active;
+    memcpy(r->standby, set, sizeof set);
+    r->index = index;
+    char names[AFC_DETAIL_MAX];
+    set_names(s, r->standby, names, sizeof names);
+    state_record_event(s, index, c->wall_ms, "sync-standbys",
+                       "region=%s epoch=%" PRIu64 " %s%s%s%s", r->region, r->epoch,
+                       r->active ? "standbys=" : "async", r->active ? names : "",
+                       y->detail[0] ? " detail=" : "", y->detail);
+    return AFC_APPLY_OK;
+}
+
 /* ---- snapshot ---- */
 
 static int pack_obs(msgpack_packer *pk, const struct afc_state *s, unsigned n)
@@ -305,6 +363,35 @@ static int pack_obs(msgpack_packer *pk, const struct afc_state *s, unsigned n)
         }
     }
     return rc;
+}
+
+/* "sync" is written only once a primary has set it, so a cluster that never ran in sync mode
+ * encodes (and digests) exactly as before the key existed. */
+static bool has_sync(const struct afc_state *s)
+{
+    return s->sync.region[0] != '\0';
+}
+
+unsigned state_failover_key_count(const struct afc_state *s)
+{
+    return 4 + has_sync(s);
+}
+
+static int pack_sync(msgpack_packer *pk, const struct afc_state *s, unsigned n)
+{
+    char names[AFC_MAX_MEMBERS][AFC_NAME_MAX];
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (s->sync.standby[i]) {
+            memcpy(names[k++], s->members[i].name, AFC_NAME_MAX);
+        }
+    }
+    return codec_pack_cstr(pk, "sync") | msgpack_pack_map(pk, 5) |
+           codec_pack_kv_str(pk, "region", s->sync.region) |
+           codec_pack_kv_u64(pk, "epoch", s->sync.epoch) |
+           codec_pack_kv_bool(pk, "active", s->sync.active) | codec_pack_cstr(pk, "standbys") |
+           codec_pack_names(pk, (const char(*)[AFC_NAME_MAX])names, k) |
+           codec_pack_kv_u64(pk, "index", s->sync.index);
 }
 
 int state_pack_failover(msgpack_packer *pk, const struct afc_state *s)
@@ -324,6 +411,9 @@ int state_pack_failover(msgpack_packer *pk, const struct afc_state *s)
     for (unsigned i = 0; i < nf && rc == 0; i++) {
         rc |= codec_pack_failover(pk, receipt_at(&view, i));
     }
+    if (has_sync(s)) {
+        rc |= pack_sync(pk, s, n);
+    }
     return rc;
 }
 
@@ -331,6 +421,7 @@ bool state_failover_is_encodable(const struct afc_state *s)
 {
     if (s->failovers_len > AFC_FAILOVERS_MAX ||
         !codec_is_terminated(s->lease.region, sizeof s->lease.region) ||
+        !codec_is_terminated(s->sync.region, sizeof s->sync.region) ||
         codec_check_failover(&s->failover, AFC_EINVAL, NULL) != 0) {
         return false;
     }
@@ -424,13 +515,46 @@ static int decode_receipts(const msgpack_object *arr, struct afc_state *s, struc
     return 0;
 }
 
+/* "sync": absent = never set. Its standbys must be members other than its region. */
+static int decode_sync(const msgpack_object *o, struct afc_state *s, struct afc_err *why)
+{
+    char names[AFC_MAX_MEMBERS][AFC_NAME_MAX];
+    unsigned n = 0;
+    struct afc_sync *r = &s->sync;
+    if (o == NULL) {
+        return 0;
+    }
+    if (codec_check_map(o, "sync", why) != 0 ||
+        codec_get_str(o, "region", r->region, sizeof r->region, why) != 0 ||
+        codec_get_u64(o, "epoch", &r->epoch, why) != 0 ||
+        codec_get_bool(o, "active", &r->active, why) != 0 ||
+        codec_decode_names(codec_map_find(o, "standbys"), "standbys", names, &n, why) != 0 ||
+        codec_get_u64(o, "index", &r->index, why) != 0) {
+        return afc_err_wrap(why, "sync");
+    }
+    if (member_index(s, r->region) < 0) {
+        return afc_err_set(why, AFC_EMALFORMED, "sync: region \"%s\" is not a member", r->region);
+    }
+    for (unsigned k = 0; k < n; k++) {
+        int j = member_index(s, names[k]);
+        if (j < 0 || strcmp(names[k], r->region) == 0 || r->standby[j]) {
+            return afc_err_set(why, AFC_EMALFORMED,
+                               "sync: standby \"%s\" is not another member, or listed twice",
+                               names[k]);
+        }
+        r->standby[j] = true;
+    }
+    return 0;
+}
+
 int state_decode_failover(const msgpack_object *m, struct afc_state *s, struct afc_err *why)
 {
     const msgpack_object *f = codec_map_find(m, "failover");
     if (decode_obs(codec_map_find(m, "obs"), s, why) != 0 ||
         decode_lease(codec_map_find(m, "lease"), s, why) != 0 ||
         (f != NULL && codec_decode_failover(f, &s->failover, why) != 0) ||
-        decode_receipts(codec_map_find(m, "failovers"), s, why) != 0) {
+        decode_receipts(codec_map_find(m, "failovers"), s, why) != 0 ||
+        decode_sync(codec_map_find(m, "sync"), s, why) != 0) {
         return AFC_EMALFORMED;
     }
     return 0;

@@ -33,10 +33,13 @@ enum afc_apply_result state_apply_routed(struct afc_fsm *fsm, uint64_t index,
                                          const struct afc_cmd *c, struct afc_err *why);
 enum afc_apply_result state_apply_published(struct afc_fsm *fsm, uint64_t index,
                                             const struct afc_cmd *c, struct afc_err *why);
+enum afc_apply_result state_apply_sync_set(struct afc_fsm *fsm, uint64_t index,
+                                           const struct afc_cmd *c, struct afc_err *why);
 
-/* Snapshot keys "obs", "lease", "failover", "failovers" (STATE_FAILOVER_KEYS key/value pairs,
- * canonical). Decode treats each absent key as empty (a snapshot written before these existed). */
-#define STATE_FAILOVER_KEYS 4
+/* Snapshot keys "obs", "lease", "failover", "failovers", and "sync" once a primary has set it
+ * (state_failover_key_count() key/value pairs, canonical). Decode treats each absent key as empty
+ * (a snapshot written before these existed). */
+unsigned state_failover_key_count(const struct afc_state *s);
 int state_pack_failover(msgpack_packer *pk, const struct afc_state *s);
 int state_decode_failover(const msgpack_object *m, struct afc_state *s, struct afc_err *why);
 bool state_failover_is_encodable(const struct afc_state *s);

@@ -3,8 +3,9 @@
  *
  * One 100 ms tick drives everything that is not a callback: retrying observation reports that did
  * not reach the leader, renewing the lease, checking whether the local PostgreSQL must be fenced,
- * and — on the ready leader — running the decision core. Probe results arrive through the
- * prober's `changed` callback; lease renewals are confirmed by watching the applied state.
+ * keeping the primary's synchronous standbys (sync mode, syncrep.c), and — on the ready leader —
+ * running the decision core. Probe results arrive through the prober's `changed` callback; lease
+ * renewals are confirmed by watching the applied state.
  *
  * Lifetime: the agent's memory lives until afc_agent_free() after the loop has ended, because a
  * report proposed locally completes only when the node closes, after the agent has stopped; its
@@ -27,6 +28,7 @@
 #include "coordinator/executor.h"
 #include "coordinator/faultpoints.h"
 #include "coordinator/report.h"
+#include "coordinator/syncrep.h"
 
 #define TICK_MS      100
 #define RENEW_RING   64
@@ -74,6 +76,7 @@ struct afc_agent {
     char refused[AFC_DETAIL_MAX];
     struct afc_executor exec;
     struct afc_fence *dbfence; /* the in-database fence, NULL when postgres.fence is off */
+    struct afc_syncrep sync;   /* replication.mode: sync: our synchronous standbys (syncrep.h) */
     bool local_dead; /* we gave up restarting our authorized primary (reported to the leader) */
 };
 
@@ -413,6 +416,7 @@ static void decide_config(const struct afc_daemon *d, struct afc_decide_config *
     c->margin_ms = d->cfg.margin_ms;
     c->max_lag_bytes = d->cfg.max_lag_bytes;
     c->cooldown_ms = d->cfg.failover_cooldown_ms;
+    c->sync_mode = d->cfg.repl_mode == AFC_REPL_SYNC;
     c->n_members = s->n_members;
     for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
         c->priority[i] = 100;
@@ -586,6 +590,18 @@ static void update_local_dead(struct afc_agent *a)
     try_report(s);
 }
 
+/* ---- synchronous replication (replication.mode: sync) ---- */
+
+/* We keep the synchronous standby set while our PostgreSQL is the primary with the right to be:
+ * authorized, holding the lease, running as primary, not being fenced. */
+static bool sync_managing(const struct afc_agent *a)
+{
+    int64_t left;
+    return a->d->cfg.repl_mode == AFC_REPL_SYNC && a->d->cfg.database_url[0] != '\0' &&
+           !a->fence_running && is_authorized_primary(a) && local_is_primary(a) &&
+           afc_agent_lease(a->d, &left);
+}
+
 /* ---- the tick ---- */
 
 static void tick_cb(uv_timer_t *t)
@@ -608,6 +624,7 @@ static void tick_cb(uv_timer_t *t)
     int64_t left;
     a->exec.fencing = a->fence_running;
     afc_executor_tick(&a->exec, local_obs(a), refused, afc_agent_lease(a->d, &left));
+    afc_syncrep_tick(&a->sync, sync_managing(a));
     afc_delivery_tick(a->d);
 }
 
@@ -653,6 +670,7 @@ int afc_agent_start(struct afc_daemon *d, struct afc_err *err)
     a->self_target = -1;
     a->dbfence = afc_fence_new(d);
     afc_executor_init(&a->exec, d);
+    afc_syncrep_init(&a->sync, d);
     /* No lease at start: the state on disk may be stale (the others may have failed over while
      * this process was down), so the epoch found there is not one this process saw authorized.
      * A primary found running is fenced until a renewal sent by this run has been applied. */
@@ -705,6 +723,7 @@ void afc_agent_stop(struct afc_daemon *d, void (*cb)(struct afc_daemon *d))
     a->stopping = true;
     a->stop_cb = cb;
     afc_executor_stop(&a->exec);
+    afc_syncrep_stop(&a->sync);
     afc_fence_free(a->dbfence); /* a statement still running completes on its own */
     a->dbfence = NULL;
     if (a->tick.loop != NULL) { /* initialised (start got that far) */
@@ -743,4 +762,9 @@ const struct afc_pg_obs *afc_agent_obs(const struct afc_daemon *d, unsigned memb
 json_t *afc_agent_fence_json(const struct afc_daemon *d)
 {
     return afc_fence_json(d->agent != NULL ? d->agent->dbfence : NULL);
+}
+
+json_t *afc_agent_sync_json(const struct afc_daemon *d)
+{
+    return afc_syncrep_json(d->agent != NULL ? &d->agent->sync : NULL);
 }

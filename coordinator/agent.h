@@ -51,5 +51,8 @@ const struct afc_pg_obs *afc_agent_obs(const struct afc_daemon *d, unsigned inde
 bool afc_agent_lease(const struct afc_daemon *d, int64_t *remaining_ms);
 /* The in-database fence as this node keeps it (fence.h), for /v1/cluster. */
 json_t *afc_agent_fence_json(const struct afc_daemon *d);
+/* The synchronous standby set as this node keeps it while it is the primary in sync mode
+ * (syncrep.h: synchronous_standby_names, pg_stat_replication), JSON null otherwise. */
+json_t *afc_agent_sync_json(const struct afc_daemon *d);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * The failover parts of the HTTP API: PostgreSQL as each node sees it, the lease and the current
- * failover in /v1/cluster (and each member's drained flag), the failover receipts in /v1/history,
+ * The failover parts of the HTTP API: PostgreSQL as each node sees it, the lease, the current
+ * failover and the synchronous standby set in /v1/cluster (and each member's drained flag), the
+ * failover receipts in /v1/history,
  * and GET /v1/decision — every predicate of the decision core with its value and which one blocks
  * right now, or with ?assume_dead=R the same decision as if R's PostgreSQL had just died
  * (afc_decide_assume_dead: computed, never acted on).
@@ -131,6 +132,28 @@ static void add_drained(const struct afc_state *s, json_t *members)
     }
 }
 
+/* "replication": the mode, the committed synchronous standby set (identical on every node) and,
+ * on the primary's own node, what its PostgreSQL says right now (syncrep.h). */
+static json_t *replication_json(const struct afc_daemon *d, const struct afc_state *s)
+{
+    const struct afc_sync *y = &s->sync;
+    json_t *standbys = json_array(), *committed = json_null();
+    for (unsigned j = 0; standbys != NULL && j < s->n_members && j < AFC_MAX_MEMBERS; j++) {
+        if (y->active && y->standby[j]) {
+            json_array_append_new(standbys, json_string(s->members[j].name));
+        }
+    }
+    if (y->region[0] != '\0') {
+        committed = json_pack("{s:s, s:I, s:b, s:O, s:I}", "region", y->region, "epoch",
+                              (json_int_t)y->epoch, "active", y->active, "standbys", standbys,
+                              "index", (json_int_t)y->index);
+    }
+    return json_pack("{s:s, s:b, s:o, s:o, s:o}", "mode",
+                     d->cfg.repl_mode == AFC_REPL_SYNC ? "sync" : "async", "sync_strict",
+                     d->cfg.repl_sync_strict, "sync_standbys", standbys, "committed", committed,
+                     "here", afc_agent_sync_json(d));
+}
+
 void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc)
 {
     const struct afc_state *s = afc_node_state(&d->node);
@@ -140,6 +163,7 @@ void api_cluster_add_failover(const struct afc_daemon *d, json_t *doc)
     json_object_set_new(doc, "failover", api_failover_json(s, &s->failover));
     json_object_update_new(doc, afc_delivery_json(d)); /* "dns", "redis" */
     json_object_set_new(doc, "db_fence", afc_agent_fence_json(d));
+    json_object_set_new(doc, "replication", replication_json(d, s));
 }
 
 json_t *api_failovers_json(const struct afc_state *s)

@@ -47,7 +47,8 @@ static void internal_done_cb(struct afc_propose *p, int status, enum afc_apply_r
 static bool is_reportable(enum afc_op op)
 {
     return op == AFC_OP_OBSERVE || op == AFC_OP_RENEW || op == AFC_OP_FAILOVER_STEP ||
-           op == AFC_OP_NOTE || op == AFC_OP_ROUTED || op == AFC_OP_PUBLISHED;
+           op == AFC_OP_NOTE || op == AFC_OP_ROUTED || op == AFC_OP_PUBLISHED ||
+           op == AFC_OP_SYNC_SET;
 }
 
 void api_internal_propose(struct http_req *r)
@@ -68,8 +69,9 @@ void api_internal_propose(struct http_req *r)
         return;
     }
     if (!is_reportable(cmd.op)) {
-        http_reply_error(r, 403, "op_not_allowed",
-                         "only observe, renew, failover-step, note, routed and published");
+        http_reply_error(
+            r, 403, "op_not_allowed",
+            "only observe, renew, failover-step, note, routed, published and sync-set");
         return;
     }
     if (!afc_node_is_ready(&d->node)) {

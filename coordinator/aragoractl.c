@@ -32,7 +32,8 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  status [--json]        members, roles, PostgreSQL, leader, term, epoch, primary, lease,\n"
-    "                         the current failover, paused\n"
+    "                         the current failover, replication (the synchronous standbys),\n"
+    "                         paused\n"
     "                         (--json prints the /v1/cluster document as served)\n"
     "  status -W | --watch[=SECONDS]  the same, refreshed every SECONDS (default 2, at least\n"
     "                         0.1) until interrupted; an unreachable cluster is shown, not fatal\n"
@@ -248,6 +249,80 @@ static void print_lease_failover(json_t *cluster)
     }
 }
 
+/* "a, b" from a JSON array of strings ("none" if empty). */
+static void join_names(json_t *arr, char *buf, size_t cap)
+{
+    size_t i, off = 0;
+    json_t *v;
+    snprintf(buf, cap, "none");
+    json_array_foreach(arr, i, v)
+    {
+        if (json_is_string(v) && off < cap) {
+            int n = snprintf(buf + off, cap - off, "%s%s", off ? ", " : "", json_string_value(v));
+            off += n > 0 ? (size_t)n : 0;
+        }
+    }
+}
+
+/* What the primary's PostgreSQL waits on now (its own node's "replication"."here"). */
+static void print_sync_here(json_t *here)
+{
+    size_t i;
+    json_t *w;
+    printf("          %s: synchronous_standby_names = '%s' (%s)", ctl_str_or(here, "region", "?"),
+           ctl_str_or(here, "synchronous_standby_names", ""), ctl_str_or(here, "phase", "?"));
+    json_array_foreach(json_object_get(here, "standbys"), i, w)
+    {
+        json_t *region = json_object_get(w, "region");
+        printf("%s %s %s %s", i ? "," : ";",
+               json_is_string(region) ? json_string_value(region)
+                                      : ctl_str_or(w, "application_name", "?"),
+               ctl_str_or(w, "state", "?"), ctl_str_or(w, "sync_state", "?"));
+    }
+    printf("\n");
+}
+
+/* replication: the mode, the committed synchronous standby set, and — asked of the primary's
+ * own node when another answered — what its PostgreSQL waits on. */
+static void print_replication(json_t *cluster)
+{
+    json_t *rep = json_object_get(cluster, "replication");
+    json_t *committed = json_object_get(rep, "committed"), *here = json_object_get(rep, "here");
+    char names[256];
+    if (!json_is_object(rep)) {
+        return;
+    }
+    printf("replication: %s%s", ctl_str_or(rep, "mode", "?"),
+           json_is_true(json_object_get(rep, "sync_strict")) ? " (strict)" : "");
+    if (json_is_object(committed) && json_is_true(json_object_get(committed, "active"))) {
+        join_names(json_object_get(committed, "standbys"), names, sizeof names);
+        printf(", synchronous standbys: ANY 1 of %s (set by %s in epoch %lld)", names,
+               ctl_str_or(committed, "region", "?"), ctl_int_or(committed, "epoch", 0));
+    } else if (json_is_object(committed)) {
+        printf(", ASYNCHRONOUS: no synchronous standby (set by %s in epoch %lld)",
+               ctl_str_or(committed, "region", "?"), ctl_int_or(committed, "epoch", 0));
+    } else if (strcmp(ctl_str_or(rep, "mode", ""), "sync") == 0) {
+        printf(", no synchronous standby set committed yet");
+    }
+    printf("\n");
+    json_t *doc = NULL, *m;
+    size_t i;
+    const char *primary = json_string_value(json_object_get(cluster, "primary"));
+    if (!json_is_object(here) && primary != NULL) {
+        json_array_foreach(json_object_get(cluster, "members"), i, m)
+        {
+            if (doc == NULL && strcmp(ctl_str_or(m, "region", ""), primary) == 0) {
+                doc = member_view(m, cluster);
+            }
+        }
+        here = json_object_get(json_object_get(doc, "replication"), "here");
+    }
+    if (json_is_object(here)) {
+        print_sync_here(here);
+    }
+    json_decref(doc);
+}
+
 static void print_status(json_t *cluster, const char *endpoint)
 {
     json_t *node = json_object_get(cluster, "node");
@@ -272,6 +347,7 @@ static void print_status(json_t *cluster, const char *endpoint)
         snprintf(primary_buf, sizeof primary_buf, "none");
     printf("primary:  %s\n", primary_buf);
     print_lease_failover(cluster);
+    print_replication(cluster);
     printf("paused:   %s\n", json_is_true(json_object_get(cluster, "paused")) ? "yes" : "no");
     printf("answered: %s (%s, %s, commit %lld, applied %lld)\n", endpoint,
            ctl_str_or(node, "region", "?"),

@@ -122,6 +122,12 @@ static const struct config_key failover_keys[] = {
     {.name = NULL},
 };
 
+static const struct config_key replication_keys[] = {
+    {.name = "mode", .type = K_REPL_MODE, AT_CFG(repl_mode)},
+    {.name = "sync_strict", .type = K_BOOL, AT_CFG(repl_sync_strict)},
+    {.name = NULL},
+};
+
 static const struct config_key redis_keys[] = {
     {.name = "url", .type = K_SECRET, AT_CFG(redis_url)},
     {.name = "key", .type = K_WORD, AT_CFG(redis_key)},
@@ -223,6 +229,7 @@ const struct config_key config_top_keys[] = {
     {.name = "failover", .type = K_MAP, .sub = failover_keys},
     {.name = "log", .type = K_MAP, .sub = log_keys},
     {.name = "postgres", .type = K_MAP, .sub = postgres_keys},
+    {.name = "replication", .type = K_MAP, .sub = replication_keys},
     {.name = "redis", .type = K_MAP, .sub = redis_keys},
     {.name = "dns", .type = K_MAP, .sub = dns_keys},
     {.name = "hooks", .type = K_MAP, .sub = hooks_keys},
@@ -501,6 +508,7 @@ void config_describe(const struct config_key *k, char *buf, size_t size)
         [K_WORD] = "printable characters without spaces",
         [K_DNS_PROVIDER] = "one of none, powerdns, rfc2136, cloudflare, route53",
         [K_TSIG_ALG] = "hmac-sha256 or hmac-sha512",
+        [K_REPL_MODE] = "async or sync",
         [K_MAP] = "a mapping",
     };
     if (k->type == K_UINT && k->max == UINT64_MAX) {
@@ -557,6 +565,12 @@ bool config_store(const struct config_key *k, const char *s, void *dst)
             return false;
         }
         *(enum afc_log_format *)dst = s[0] == 'j' ? AFC_LOG_JSON : AFC_LOG_TEXT;
+        return true;
+    case K_REPL_MODE:
+        if (strcmp(s, "async") != 0 && strcmp(s, "sync") != 0) {
+            return false;
+        }
+        *(enum afc_repl_mode *)dst = s[0] == 's' ? AFC_REPL_SYNC : AFC_REPL_ASYNC;
         return true;
     case K_DNS_PROVIDER:
         for (size_t i = 0; i < N_DNS_PROVIDERS; i++) {

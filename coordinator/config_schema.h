@@ -35,6 +35,7 @@ enum config_type {
     K_WORD,         /* printable ASCII without spaces */
     K_DNS_PROVIDER, /* enum afc_dns_provider_kind */
     K_TSIG_ALG,     /* hmac-sha256 | hmac-sha512, stored as text */
+    K_REPL_MODE,    /* async | sync: enum afc_repl_mode */
     K_MAP,          /* nested mapping, keys in `sub`, destinations still in the same base */
     K_MEMBERS,      /* sequence of mappings, keys in `sub`, base = &members[i] */
     K_LIST,         /* sequence of scalars of type sub->type, each sub->size bytes, stored from

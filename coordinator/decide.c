@@ -6,7 +6,8 @@
  * Data flow: afc_decide() → (epoch 0) decide_adopt → ADOPT / REFUSE_ADOPT / NONE
  *                        → (epoch > 0) one predicate per §4 rule, in order, every one evaluated so
  *                          /v1/decision shows all values → BEGIN_FAILOVER only if all hold.
- * afc_select_candidate() implements §4.5 and explains every exclusion.
+ * afc_select_candidate() implements §4.5 and explains every exclusion, including the sync-mode
+ * rule (only members of the committed synchronous set, and all of them present to compare).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -124,7 +125,40 @@ static bool is_eligible(const struct afc_state *s, const struct afc_decide_confi
         append(why, cap, "%s is drained", name);
         return false;
     }
+    if (afc_sync_rule_applies(s, cfg) && !s->sync.standby[j]) {
+        append(why, cap, "%s: not a synchronous standby", name);
+        return false;
+    }
     return true;
+}
+
+bool afc_sync_rule_applies(const struct afc_state *s, const struct afc_decide_config *cfg)
+{
+    return cfg->sync_mode && s->sync.region[0] != '\0' && s->sync.active;
+}
+
+/* Sync mode: PostgreSQL acknowledged a commit once ANY one member of the committed set had it, so
+ * the one with the most WAL can only be known when every member other than `exclude` (the failed
+ * primary) can be compared: a healthy replica by its own report, seen healthy by a majority. */
+static bool sync_set_complete(const struct afc_state *s, const struct afc_decide_config *cfg,
+                              int exclude, char *why, size_t cap)
+{
+    bool complete = true;
+    if (!afc_sync_rule_applies(s, cfg)) {
+        return true;
+    }
+    for (unsigned j = 0; j < n_members(s); j++) {
+        if ((int)j == exclude || !s->sync.standby[j]) {
+            continue;
+        }
+        if (!is_self_healthy_replica(&s->obs[j][j]) || seen_healthy(s, j) < majority(s)) {
+            append(why, cap,
+                   "%s: synchronous standby unavailable (it may hold acknowledged writes)",
+                   s->members[j].name);
+            complete = false;
+        }
+    }
+    return complete;
 }
 
 /* The region that failed to promote in the last failover, if that failover ABORTED: it is passed
@@ -213,6 +247,13 @@ int afc_select_candidate(const struct afc_state *s, const struct afc_decide_conf
     }
     uint64_t best_lsn = best_known_lsn(s, ex, eligible);
     int best = -1;
+    char missing[256] = ""; /* said alone: it is what blocks */
+    if (!sync_set_complete(s, cfg, ex, missing, sizeof missing)) {
+        if (why != NULL && why_cap > 0) {
+            snprintf(why, why_cap, "%s", missing);
+        }
+        return -1;
+    }
     if (ab >= 0 && eligible[ab]) {
         char skipped[256] = "";
         best = pick_best(s, cfg, eligible, best_lsn, ab, skipped, sizeof skipped);

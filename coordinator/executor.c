@@ -11,8 +11,9 @@
  *                                  caught up with what was received and the other replicas have
  *                                  stopped streaming → report FENCED, or ABORTED when another
  *                                  replica has more WAL (the leader then decides again)
- *                       FENCED   → pg_promote, create slots for the others → report PROMOTED
- *                                  (timeline, LSN); a failed promotion reports ABORTED
+ *                       FENCED   → (sync mode: set synchronous_standby_names from the committed
+ *                                  set first) pg_promote, create slots for the others → report
+ *                                  PROMOTED (timeline, LSN); a failed promotion reports ABORTED
  *   other replicas:     DECIDED  → detach (stop following the old primary)
  *                       PROMOTED → follow the new primary (ALTER SYSTEM + reload, no restart)
  *   leader:             PROMOTED → DONE once every live replica streams from the new primary
@@ -37,6 +38,7 @@
 #include "coordinator/faultpoints.h"
 #include "coordinator/fence.h"
 #include "coordinator/report.h"
+#include "coordinator/syncrep.h"
 
 #define PROMOTE_TIMEOUT_MS 70000
 #define CATCHUP_MAX_MS     5000  /* candidate waits at most this for replay to catch up */
@@ -170,17 +172,47 @@ static void check_catchup(struct afc_executor *x)
     run_sql(x, ACT_CATCHUP, "waiting for replay to catch up", stmts, SQL_TIMEOUT_MS);
 }
 
+/*
+ * Sync mode: what this node's PostgreSQL waits on from its first commit as primary (set while it
+ * is still a replica: ALTER SYSTEM works there). The committed record is still the predecessor's
+ * until this node's coordinator commits its own (syncrep.c), so the set is taken from it: its
+ * standbys other than this node that could be standbys (PostgreSQL, failover allowed, not
+ * drained). They re-point at us right after PROMOTED; the first commits wait for one of them.
+ * With none: '' (asynchronous) — or, sync_strict, a name no standby has, so commits wait until
+ * the coordinator has committed and set its own standbys.
+ */
+static void sync_before_promote(const struct afc_executor *x, char *sql, size_t cap)
+{
+    const struct afc_state *s = state_of(x);
+    bool set[AFC_MAX_MEMBERS] = {false}, any = false;
+    char value[AFC_SYNCREP_VALUE];
+    for (unsigned j = 0; j < s->n_members && j < AFC_MAX_MEMBERS; j++) {
+        const struct afc_config_member *m = cfg_member(x, s->members[j].name);
+        set[j] = s->sync.active && s->sync.standby[j] &&
+                 strcmp(s->members[j].name, self_name(x)) != 0 && m != NULL && !m->nofailover &&
+                 m->postgres[0] != '\0' && !s->drained[j];
+        any = any || set[j];
+    }
+    afc_syncrep_format(s, NULL, any || x->d->cfg.repl_sync_strict, set, value, sizeof value);
+    snprintf(sql, cap, "ALTER SYSTEM SET synchronous_standby_names = '%s'", value);
+}
+
 static void promote(struct afc_executor *x)
 {
     /* With the in-database fence, armed with the new epoch before anything can commit on this
      * node as a primary (it works on a replica): the grace the agent grants a new authorization
      * (lease - margin), extended by its renewals from then on. */
-    static char arm[128];
+    static char arm[128], sync[AFC_SYNCREP_VALUE + 64];
     const struct afc_config *c = &x->d->cfg;
+    bool sync_mode = c->repl_mode == AFC_REPL_SYNC;
     afc_fence_arm_sql(x->d, x->epoch, c->lease_ms - (c->margin_ms < c->lease_ms ? c->margin_ms : 0),
                       arm, sizeof arm);
+    if (sync_mode) {
+        sync_before_promote(x, sync, sizeof sync);
+    }
     const char *const stmts[] = {
-        arm[0] != '\0' ? arm : "SELECT 1",
+        arm[0] != '\0' ? arm : "SELECT 1", sync_mode ? sync : "SELECT 1",
+        sync_mode ? "SELECT pg_reload_conf()" : "SELECT 1",
         "SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(true, 60) ELSE true END",
         /* the timeline from the current WAL file name: exact right after the promotion */
         "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int || "

@@ -57,6 +57,7 @@ struct lab_opts {
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
     bool no_postgres;
+    bool sync; /* --sync: replication.mode sync in every coordinator.yaml */
     int dns;   /* -1: the default (powerdns with PostgreSQL, else none); else enum lab_dns_mode */
     int redis; /* -1: the default (with PostgreSQL); 0 --no-redis; 1 --redis */
     enum lab_what what;
@@ -67,7 +68,7 @@ static const char lab_usage[] =
     "\n"
     "  up --dir DIR [--regions N] [--base-port P] [--snapshot-threshold N]\n"
     "     [--snapshot-trailing N] [--log-level LEVEL] [--no-postgres]\n"
-    "     [--dns powerdns|rfc2136|none] [--no-dns] [--redis] [--no-redis]\n"
+    "     [--dns powerdns|rfc2136|none] [--no-dns] [--redis] [--no-redis] [--sync]\n"
     "        start N coordinators (default 3: us-east-2, eu-west-1, ap-south-1) on loopback,\n"
     "        one PostgreSQL 15 each (the first region primary, the others streaming\n"
     "        replicas; --no-postgres: coordinators only), one Redis each and one PowerDNS\n"
@@ -77,7 +78,8 @@ static const char lab_usage[] =
     "        Region i serves its API on P+10*i, Raft on P+10*i+1, PostgreSQL on P+10*i+2 and\n"
     "        Redis on P+10*i+3; PowerDNS answers DNS on P+10*N and its API on P+10*N+1\n"
     "        (default P = 21000); returns 0 once a leader is ready (bounded: 60 s), and\n"
-    "        writes DIR/lab.json\n"
+    "        writes DIR/lab.json; --sync: the coordinators run with replication.mode\n"
+    "        sync (the primary waits on ANY 1 of its streaming replicas)\n"
     "  status --dir DIR                  process state, Raft role and leader of each region,\n"
     "                                    its PostgreSQL's process state and role, its Redis,\n"
     "                                    and the PowerDNS with what the name holds\n"
@@ -223,6 +225,8 @@ static int parse_opts(struct lab_opts *o, int argc, char **argv)
             o->redis = 0;
         else if (strcmp(a, "--redis") == 0)
             o->redis = 1;
+        else if (strcmp(a, "--sync") == 0)
+            o->sync = true;
         else
             flag = false;
         if (flag)
@@ -291,7 +295,8 @@ static int path_join(char *out, size_t size, const char *dir, const char *name)
     return 0;
 }
 
-static int write_config(const struct lab *lab, const struct lab_region *self, const char *log_level)
+static int write_config(const struct lab *lab, const struct lab_region *self, const char *log_level,
+                        bool sync)
 {
     FILE *f = fopen(self->config, "w");
     if (f == NULL) {
@@ -322,6 +327,8 @@ static int write_config(const struct lab *lab, const struct lab_region *self, co
     fprintf(f, "log:\n  level: %s\n  format: text\n", log_level);
     if (self->pg.enabled)
         lab_pg_write_config(f, lab, self);
+    if (sync)
+        fprintf(f, "replication:\n  mode: sync\n");
     if (self->redis.enabled)
         lab_redis_write_config(f, self);
     if (lab->dns.mode != LAB_DNS_OFF)
@@ -390,7 +397,7 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
             return -1;
     }
     for (unsigned i = 0; i < lab->n_regions; i++)
-        if (write_config(lab, &lab->regions[i], o->log_level) != 0)
+        if (write_config(lab, &lab->regions[i], o->log_level, o->sync) != 0)
             return -1;
     return 0;
 }

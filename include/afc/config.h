@@ -20,6 +20,9 @@
 
 enum afc_log_format { AFC_LOG_TEXT = 0, AFC_LOG_JSON };
 
+/* replication.mode (docs/failover.md, "Synchronous mode") */
+enum afc_repl_mode { AFC_REPL_ASYNC = 0, AFC_REPL_SYNC };
+
 struct afc_config_member {
     afc_region_id id;
     char name[AFC_NAME_MAX];
@@ -78,14 +81,18 @@ struct afc_config {
     bool pg_fence; /* postgres.fence: keep the in-database fence (pg_fence/) in step with the
                       lease; needs the aragora_fence module loaded and its SQL set up */
     /* failover timings (ARCHITECTURE §9) */
-    unsigned lease_ms;             /* 2000 */
-    unsigned lease_renew_ms;       /* 500, < lease_ms */
-    unsigned margin_ms;            /* 0 = max(200, lease_ms / 10) */
-    unsigned probe_local_ms;       /* 500 */
-    unsigned probe_remote_ms;      /* 1000 */
-    unsigned probe_rise;           /* 2 */
-    unsigned probe_fall;           /* 3 */
-    uint64_t max_lag_bytes;        /* maximum_lag_on_failover, 1 MiB; 0 = no limit */
+    unsigned lease_ms;        /* 2000 */
+    unsigned lease_renew_ms;  /* 500, < lease_ms */
+    unsigned margin_ms;       /* 0 = max(200, lease_ms / 10) */
+    unsigned probe_local_ms;  /* 500 */
+    unsigned probe_remote_ms; /* 1000 */
+    unsigned probe_rise;      /* 2 */
+    unsigned probe_fall;      /* 3 */
+    uint64_t max_lag_bytes;   /* maximum_lag_on_failover, 1 MiB; 0 = no limit */
+    /* replication (docs/configuration.md): every node must say the same */
+    enum afc_repl_mode repl_mode;  /* replication.mode: async (default) or sync */
+    bool repl_sync_strict;         /* replication.sync_strict: with no standby, commits wait
+                                      (true) or the primary runs asynchronously (false, default) */
     uint64_t failover_cooldown_ms; /* 300000 */
     char redis_url[AFC_PATH_MAX];  /* redis.url or REDIS_URL: this region's Redis; "" = none */
     char redis_key[128];           /* redis.key, default "aragora:primary" */

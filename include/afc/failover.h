@@ -42,6 +42,26 @@ struct afc_pg_obs {
                         above the stored one is delayed or replayed, and refused */
 };
 
+/* ---- synchronous replication (replication.mode: sync; docs/failover.md "Synchronous mode") ----
+ */
+
+/*
+ * The committed synchronous standby set: the replicas the primary's PostgreSQL may wait on
+ * (synchronous_standby_names = 'ANY 1 (...)'), so that every commit it acknowledged is on at least
+ * one of them. Set only by the authorized primary's coordinator (AFC_OP_SYNC_SET), and ordered
+ * against PostgreSQL's own setting so that this set always contains every standby PostgreSQL may
+ * count: it grows here before PostgreSQL's setting grows, and shrinks here only after
+ * PostgreSQL's setting shrank and a remaining standby has flushed past that point
+ * (afc_sync_plan). A new primary inherits its predecessor's set until it commits its own.
+ */
+struct afc_sync {
+    char region[AFC_FO_NAME_MAX]; /* the primary that set it; "" = never set (asynchronous) */
+    uint64_t epoch;               /* that primary's epoch when it set it */
+    bool active; /* false: that primary fell back to asynchronous replication (no standby) */
+    bool standby[AFC_FO_MEMBERS]; /* per member (state order): in the set */
+    uint64_t index;               /* log index of the sync-set entry */
+};
+
 /* ---- the failover step machine (§5 of the design) ---- */
 
 /* X(enum, name) — NONE means "no failover has ever run". */
@@ -115,6 +135,9 @@ struct afc_decide_config {
     unsigned n_members;
     int priority[9];
     bool nofailover[9];
+    /* replication.mode: sync. While the committed set (state.sync) is active, only its members
+     * are candidates, and every one of them must be there to be compared (below). */
+    bool sync_mode;
 };
 
 struct afc_decide_input {
@@ -163,6 +186,14 @@ void afc_decide(const struct afc_decide_input *in, struct afc_decision *out);
  * failed to promote in epoch 3") unless no other member qualifies. Returns the member index or
  * -1. `why` (may be NULL) receives every exclusion, "; "-separated ("" if none when a candidate
  * was found; "no healthy replica", "eu-west-1 lags 20 MB > 16 MB", ... when none qualifies).
+ *
+ * Sync mode (cfg->sync_mode and an active committed set, afc_sync_rule_applies): a replica outside
+ * the set is never chosen, however much WAL it has ("ap-south-1: not a synchronous standby"); and
+ * since PostgreSQL acknowledged each commit once ANY one member of the set had it, every member
+ * other than `exclude` must be a healthy replica seen by a majority, or none is chosen
+ * ("eu-west-1: synchronous standby unavailable (it may hold acknowledged writes)", said alone).
+ * The highest LSN among them then holds every acknowledged write. Only an operator's forced
+ * failover (which does not come through here) goes past this.
  */
 int afc_select_candidate(const struct afc_state *s, const struct afc_decide_config *cfg,
                          const char *exclude, char *why, unsigned why_cap);
@@ -182,6 +213,77 @@ int afc_select_candidate(const struct afc_state *s, const struct afc_decide_conf
  */
 int afc_more_wal_elsewhere(const struct afc_state *s, const struct afc_decide_config *cfg,
                            const char *self, const char *from, uint64_t own_lsn, bool *waiting);
+
+/* Does the sync rule restrict candidates now: sync_mode, and the committed set is active. */
+bool afc_sync_rule_applies(const struct afc_state *s, const struct afc_decide_config *cfg);
+
+/*
+ * ---- the synchronous standby set of the primary (coordinator/syncplan.c, pure) ----
+ *
+ * The primary's coordinator polls its PostgreSQL (coordinator/syncrep.c) and asks afc_sync_plan()
+ * for one next step at a time; it commits or applies that step, waits for it to complete, polls
+ * again and asks again, until the plan says NONE.
+ */
+
+/* What the primary's own PostgreSQL says (pg_stat_replication, synchronous_standby_names). */
+struct afc_sync_live {
+    bool named[AFC_FO_MEMBERS];     /* synchronous_standby_names names this member (state order) */
+    bool active;                    /* synchronous_standby_names is not empty */
+    bool exact;                     /* it is exactly what the coordinator writes for `named` */
+    bool streaming[AFC_FO_MEMBERS]; /* a walsender is streaming to this member */
+    uint64_t flush_lsn[AFC_FO_MEMBERS]; /* its flush_lsn there */
+    uint64_t current_lsn;               /* pg_current_wal_lsn() */
+};
+
+struct afc_sync_input {
+    const struct afc_state *state; /* the committed state (record: state->sync) */
+    unsigned self;                 /* member index of the primary (this region) */
+    bool strict;                   /* replication.sync_strict */
+    bool excluded[AFC_FO_MEMBERS]; /* never a synchronous standby: nofailover, no PostgreSQL */
+    /* awaited[j]: this node's PostgreSQL became primary moments ago (a promotion, a restart) and
+     * member j has not streamed from it since: while it is a healthy replica by its own report
+     * it counts as attached (it is still re-pointing or reconnecting), and as long as one such
+     * member may come, a non-strict primary waits for it rather than go asynchronous */
+    bool awaited[AFC_FO_MEMBERS];
+    const struct afc_sync_live *live;
+    uint64_t ref_lsn; /* current LSN when PostgreSQL's set last shrank; 0 = unknown */
+};
+
+enum afc_sync_step {
+    AFC_SYNC_NONE = 0, /* converged: the record and PostgreSQL say the same */
+    AFC_SYNC_COMMIT,   /* commit sync-set {active, standby} first */
+    AFC_SYNC_APPLY,    /* ALTER SYSTEM SET synchronous_standby_names to `standby` (or '') */
+    AFC_SYNC_WAIT,     /* a remaining standby must flush past need_lsn before the record shrinks;
+                          or (non-strict, in grace) no standby has attached yet */
+};
+
+struct afc_sync_plan {
+    enum afc_sync_step step;
+    bool active;                  /* COMMIT: the record's flag; APPLY: false = '' (asynchronous) */
+    bool standby[AFC_FO_MEMBERS]; /* COMMIT: the record's set; APPLY: PostgreSQL's */
+    bool target[AFC_FO_MEMBERS];  /* where it is heading: the standbys that are attached */
+    bool degraded;                /* non-strict, no standby attached: heading for asynchronous */
+    bool blocking;                /* strict, no standby attached: commits wait for one */
+    uint64_t need_lsn;            /* WAIT: the flush LSN a remaining standby must reach */
+    char why[128];                /* for logs and events */
+};
+
+/*
+ * The one next step towards: PostgreSQL waits on ANY 1 of the attached standbys — members other
+ * than self, not excluded, not drained, not reported down by a majority of observers, streaming
+ * from us (or awaited and a healthy replica by their own report) — and the committed record names
+ * exactly those. When none is attached: strict keeps (or sets) every possible standby, so commits
+ * wait; non-strict falls back to asynchronous replication, commit first (unless a member not
+ * reported down is still awaited: then it waits).
+ * Ordering (what makes "zero acknowledged-write loss" hold): the record grows (COMMIT) before
+ * PostgreSQL's set does (APPLY); PostgreSQL's set shrinks (APPLY) before the record does, and the
+ * record shrinks only once an attached standby has flushed past the LSN at that change (ref_lsn,
+ * or live->current_lsn when unknown: then need_lsn says which to remember). Going asynchronous is
+ * committed before PostgreSQL stops waiting; coming back, the record is committed before
+ * PostgreSQL waits again. A record of another region or epoch (the predecessor's) is replaced by
+ * this primary's own. Pure; fills *out.
+ */
+void afc_sync_plan(const struct afc_sync_input *in, struct afc_sync_plan *out);
 
 /*
  * What-if for `aragoractl plan --assume-dead R`: the decision afc_decide() would make if R's

@@ -47,7 +47,8 @@ _Static_assert(AFC_MAX_MEMBERS == AFC_FO_MEMBERS, "failover.h sizes its per-memb
     X(AFC_OP_FAILOVER_STEP, "failover-step")   /* advance the current failover (step table) */     \
     X(AFC_OP_DRAIN, "drain")                   /* set/clear a member's drained flag */             \
     X(AFC_OP_ROUTED, "routed")       /* leader: DNS names the failover's primary, verified */      \
-    X(AFC_OP_PUBLISHED, "published") /* a region's Redis holds the failover's primary */
+    X(AFC_OP_PUBLISHED, "published") /* a region's Redis holds the failover's primary */           \
+    X(AFC_OP_SYNC_SET, "sync-set")   /* the primary's synchronous standby set (sync mode) */
 
 enum afc_op {
 #define AFC_OP_ENUM(e, s) e,
@@ -135,6 +136,14 @@ struct afc_cmd {
             char region[AFC_NAME_MAX]; /* whose Redis */
             char detail[AFC_DETAIL_MAX];
         } published;
+        struct {
+            char region[AFC_NAME_MAX]; /* must be the authorized primary */
+            afc_epoch epoch;           /* must be the current epoch */
+            bool active;               /* false: asynchronous (then no standbys) */
+            unsigned n_standbys;
+            char standbys[AFC_MAX_MEMBERS][AFC_NAME_MAX]; /* members other than region, unique */
+            char detail[AFC_DETAIL_MAX];                  /* why, for the history */
+        } sync_set;
     } u;
 };
 
@@ -174,6 +183,9 @@ struct afc_state {
     unsigned failovers_len;
     unsigned failovers_next;
     struct afc_failover failovers[AFC_FAILOVERS_MAX];
+
+    /* the synchronous standby set (replication.mode: sync), set by the primary (sync-set) */
+    struct afc_sync sync;
 };
 
 /* Outcome of applying one command; reaches the proposer only. */

@@ -7,6 +7,7 @@ measured and printed, never asserted tightly (CI machines can be 10x slower).
 Usage: test_failover.py [TEST_NAME ...]. Prints "N passed, M failed" last.
 """
 
+import datetime
 import glob
 import os
 import re
@@ -493,10 +494,247 @@ def test_replica_diverged_rewound(lab):
     print("  its divergent WAL kept: %s" % summary.strip())
 
 
+# ---- synchronous mode (replication.mode: sync; docs/failover.md "Synchronous mode") ----
+
+
+def sync_names(port):
+    """The members synchronous_standby_names names on a PostgreSQL, as slot names ('-' -> '_'),
+    or None if it cannot be read; '' -> empty set."""
+    v = psql_value(port, "SHOW synchronous_standby_names")
+    if v is None:
+        return None
+    m = re.fullmatch(r"ANY 1 \((.*)\)", v)
+    if not v:
+        return frozenset()
+    names = [n.strip().strip('"') for n in m.group(1).split(",")] if m else ["?" + v]
+    return frozenset(n.replace("-", "_") for n in names)
+
+
+def slots(*regions):
+    return frozenset(r.replace("-", "_") for r in regions)
+
+
+def sync_states(port):
+    """{slot name: sync_state} of the walsenders streaming from a PostgreSQL."""
+    v = psql_value(port, "SELECT string_agg(application_name || '=' || sync_state, ',') FROM "
+                   "pg_stat_replication WHERE state = 'streaming'")
+    return dict(kv.split("=", 1) for kv in (v or "").split(",") if "=" in kv) \
+        if v is not None else None
+
+
+def replication(lab, region):
+    d = lab.cluster(region)
+    return d and d.get("replication")
+
+
+def wait_sync_set(lab, primary, standbys, timeout=60):
+    """Until the primary's PostgreSQL waits on ANY 1 of exactly `standbys`, each streaming as a
+    quorum standby, and the committed set says the same."""
+    port = pg_port(lab, primary)
+
+    def settled():
+        rep = replication(lab, primary)
+        if not rep or not rep["committed"] or rep["committed"]["region"] != primary or \
+                sorted(rep["sync_standbys"]) != sorted(standbys) or not rep["here"] or \
+                rep["here"]["phase"] != "sync":
+            return None
+        if sync_names(port) != slots(*standbys):
+            return None
+        states = sync_states(port) or {}
+        got = {k.replace("-", "_"): v for k, v in states.items()}
+        return rep if all(got.get(s) == "quorum" for s in slots(*standbys)) else None
+    return wait_for("%s to wait on ANY 1 of %s" % (primary, standbys), settled, timeout=timeout)
+
+
+class TimedWriter(threading.Thread):
+    """Inserts sequence numbers into one PostgreSQL, one psql at a time, recording each
+    acknowledged one with how long it took (a commit waiting for a synchronous standby shows as
+    a slow write)."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.acked = []  # (seq, start, duration s)
+        self.stop = threading.Event()
+
+    def run(self):
+        conninfo = "host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=3" \
+            % self.port
+        seq = 0
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            try:
+                p = subprocess.run([test_lab.PSQL, "-X", "-q", "-d", conninfo, "-c",
+                                    "INSERT INTO it_seq VALUES (%d)" % seq],
+                                   capture_output=True, timeout=120)
+                if p.returncode == 0:
+                    self.acked.append((seq, t0, time.monotonic() - t0))
+            except subprocess.TimeoutExpired:
+                pass
+            seq += 1
+
+    def longest_since(self, t):
+        """The longest write (ms) that started at or after monotonic time t."""
+        return max((d for _, t0, d in self.acked if t0 >= t), default=0) * 1000
+
+    def count(self):
+        return len(self.acked)
+
+
+def test_sync_standby_set(lab):
+    """replication.mode sync: the primary waits on ANY 1 of its streaming replicas, kept current
+    as they come and go — a dead one is dropped without blocking writes; with none left the
+    primary falls back to asynchronous (committed first, +sync-degraded) and comes back
+    (+sync-restored) when one streams again."""
+    lab.extra.append("--sync")
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    primary, port = "us-east-2", pg_port(lab, "us-east-2")
+    t0 = time.monotonic()
+    rep = wait_sync_set(lab, primary, ["eu-west-1", "ap-south-1"])
+    print("  adopted -> synchronous_standby_names = %r, both quorum standbys: %.0f ms"
+          % (rep["here"]["synchronous_standby_names"], (time.monotonic() - t0) * 1000))
+    assert rep["mode"] == "sync" and rep["sync_strict"] is False and rep["here"]["phase"] == "sync"
+    assert all(w["sync_state"] == "quorum" for w in rep["here"]["standbys"]), rep["here"]
+    out = lab.ctl(["eu-west-1"], "status").stdout  # a replica answers; the primary is asked too
+    line = next((l for l in out.splitlines() if l.startswith("replication:")), "")
+    assert "ANY 1 of eu-west-1, ap-south-1" in line and "us-east-2: synchronous_standby_names" \
+        in out, out
+    print("  aragoractl status: %s" % line)
+    assert psql(port, "CREATE TABLE it_seq (i int)").returncode == 0
+    writer = TimedWriter(port)
+    writer.start()
+    try:
+        wait_for("writes flowing", lambda: writer.count() >= 20 or None, timeout=30)
+        # One replica region dies: ANY 1 still has the other; the set is updated. (Not the Raft
+        # leader's region: a leader election may outlast the primary's lease, which would fence
+        # it, and that is not what this measures.)
+        leader = lab.cluster(primary)["leader"]["region"]
+        victim = "ap-south-1" if leader != "ap-south-1" else "eu-west-1"
+        survivor = next(r for r in ("eu-west-1", "ap-south-1") if r != victim)
+        t1 = time.monotonic()
+        lab.chaos("kill", victim, "--what", "region")
+        wait_sync_set(lab, primary, [survivor])
+        n1 = writer.count()
+        wait_for("writes after the set changed", lambda: writer.count() >= n1 + 20 or None,
+                 timeout=30)
+        print("  %s killed -> set is ANY 1 of %s after %.0f ms; longest write meanwhile %.0f ms"
+              % (victim, survivor, (time.monotonic() - t1) * 1000, writer.longest_since(t1)))
+        # The last standby stops streaming: no standby left, sync_strict false -> asynchronous.
+        conninfo = psql_value(pg_port(lab, survivor), "SHOW primary_conninfo")
+        t2 = time.monotonic()
+        cut_replication(lab, survivor)
+
+        def degraded():
+            rep = replication(lab, primary)
+            return rep if rep and rep["committed"] and not rep["committed"]["active"] and \
+                sync_names(port) == frozenset() else None
+        wait_for("the primary to fall back to asynchronous", degraded, timeout=60)
+        n2 = writer.count()
+        wait_for("writes while asynchronous", lambda: writer.count() >= n2 + 20 or None,
+                 timeout=30)
+        print("  last standby stopped streaming -> asynchronous after %.0f ms; longest write "
+              "blocked %.0f ms" % ((time.monotonic() - t2) * 1000, writer.longest_since(t2)))
+        assert writer.longest_since(t2) < 30000, writer.longest_since(t2)
+        out = lab.ctl([primary], "status").stdout
+        assert "ASYNCHRONOUS" in out, out
+        # It streams again: synchronous again, the record first.
+        t3 = time.monotonic()
+        port_s = pg_port(lab, survivor)
+        assert psql(port_s, "ALTER SYSTEM SET primary_conninfo = '%s'" % conninfo).returncode == 0
+        assert psql(port_s, "SELECT pg_reload_conf()").returncode == 0
+        wait_sync_set(lab, primary, [survivor])
+        n3 = writer.count()
+        wait_for("writes, synchronous again", lambda: writer.count() >= n3 + 20 or None,
+                 timeout=30)
+        print("  %s streams again -> synchronous again after %.0f ms; longest write meanwhile "
+              "%.0f ms" % (survivor, (time.monotonic() - t3) * 1000, writer.longest_since(t3)))
+    finally:
+        writer.stop.set()
+        writer.join(130)
+    with open(lab.region(primary)["log"]) as fh:
+        log = fh.read()
+    for ev in ("+sync-standby-names", "+sync-degraded", "+sync-restored"):
+        assert ev in log, "no %s in the primary's log" % ev
+    assert log.index("+sync-degraded") < log.index("+sync-restored")
+    status, hist = get_json(lab.url(primary), "/v1/history")
+    kinds = [e["detail"] for e in hist["events"] if e["kind"] == "sync-standbys"]
+    assert any(d.endswith("async") or " async " in d for d in kinds), kinds
+    print("  history: %s" % "; ".join(kinds))
+    # Only the survivor could be promoted now; /v1/decision says so.
+    d = decision(lab, [survivor, primary], assume_dead=primary)
+    assert d and candidate_value(d).startswith(survivor), d
+    print("  plan if %s died now: %s" % (primary, candidate_value(d)))
+    print("  %d writes acknowledged, longest %.0f ms" % (writer.count(), writer.longest_since(0)))
+
+
+def log_time(path, pattern):
+    """Wall time (s) of the first log line matching pattern (lines start with the UTC time,
+    2026-11-26T13:20:01.417Z), None if there is none."""
+    with open(path) as fh:
+        for line in fh:
+            if re.search(pattern, line):
+                return datetime.datetime.strptime(line.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ") \
+                    .replace(tzinfo=datetime.timezone.utc).timestamp()
+    return None
+
+
+def test_sync_kill_primary_zero_loss(lab):
+    """replication.mode sync, writes flowing, the primary's whole region dies: the replicas are
+    detached before the promotion, a synchronous standby is promoted, and every write the old
+    primary acknowledged is on the new one."""
+    lab.extra.append("--sync")
+    lab.up(postgres=True)
+    lab.wait_leader()
+    wait_adopted(lab)
+    replicas = ["eu-west-1", "ap-south-1"]
+    wait_sync_set(lab, "us-east-2", replicas)
+    assert psql(pg_port(lab, "us-east-2"), "CREATE TABLE it_seq (i int)").returncode == 0
+    writer = Writer([pg_port(lab, r) for r in lab.regions])
+    writer.start()
+    try:
+        wait_for("writes flowing", lambda: len(writer.acked) >= 50 or None, timeout=30)
+        t0 = time.monotonic()
+        lab.chaos("kill", "us-east-2", "--what", "region")
+        acked_old = len(writer.acked)
+        done = wait_step(lab, replicas, "done", 2, timeout=90)
+        new = done["failover"]["to"]
+        other = next(r for r in replicas if r != new)
+        assert new in replicas and done["primary"] == new, done["failover"]
+        n_before = len(writer.acked)
+        wait_for("writes on the new primary", lambda: len(writer.acked) >= n_before + 50 or None,
+                 timeout=60)
+        print("  region killed -> failover to %s done %.0f ms after the kill; about %d writes "
+              "acknowledged by the old primary before it died"
+              % (new, (time.monotonic() - t0) * 1000, acked_old))
+    finally:
+        writer.stop.set()
+        writer.join(60)
+    have = psql_value(pg_port(lab, new), "SELECT string_agg(i::text, ',') FROM it_seq")
+    rows = set(int(x) for x in (have or "").split(",") if x)
+    missing = [seq for seq, _ in writer.acked if seq not in rows]
+    print("  sync failover: %d writes acknowledged, %d on %s, %d missing; longest write gap "
+          "%.0f ms" % (len(writer.acked), len(rows), new, len(missing), writer.gap_ms()))
+    assert not missing, "acknowledged writes lost in a sync-mode failover: %s" % missing[:20]
+    # The candidate was a synchronous standby, chosen under the rule: the receipt's reason is
+    # the leader's; the detach of the other replica preceded the promotion.
+    t_detach = log_time(lab.region(other)["log"], r"\+detaching region=%s epoch=2" % other)
+    t_promote = log_time(lab.region(new)["log"], r"\+promoting region=%s epoch=2" % new)
+    assert t_detach is not None and t_promote is not None and t_detach <= t_promote, \
+        (t_detach, t_promote)
+    print("  %s detached %.0f ms before %s ran pg_promote" % (other, (t_promote - t_detach) * 1000,
+                                                             new))
+    # The new primary keeps its own set: the other replica, once it follows.
+    rep = wait_sync_set(lab, new, [other])
+    print("  new primary %s waits on %s" % (new, rep["here"]["synchronous_standby_names"]))
+
+
 TESTS = [test_kill_primary_region, test_kill_primary_postgres_only, test_paused_no_failover,
          test_switchover_under_load, test_lagging_replica_not_chosen,
          test_no_candidate_no_failover, test_new_primary_dies_too, test_primary_cannot_restart,
-         test_rewind_fails_base_backup, test_replica_diverged_rewound]
+         test_rewind_fails_base_backup, test_replica_diverged_rewound, test_sync_standby_set,
+         test_sync_kill_primary_zero_loss]
 
 
 if __name__ == "__main__":

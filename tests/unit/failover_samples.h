@@ -1,5 +1,6 @@
 /*
- * Sample failover commands (observe, renew, failover-begin, failover-step, drain) and equality,
+ * Sample failover commands (observe, renew, failover-begin, failover-step, drain, routed,
+ * published, sync-set) and equality,
  * shared by test_codec.c (round trips, truncation, fuzzing over every op) and
  * test_codec_failover.c.
  */
@@ -61,6 +62,15 @@ static inline void sample_failover(struct afc_cmd *c)
         snprintf(c->u.published.region, AFC_NAME_MAX, "ap-south-1");
         snprintf(c->u.published.detail, AFC_DETAIL_MAX, "redis=written");
         break;
+    case AFC_OP_SYNC_SET:
+        snprintf(c->u.sync_set.region, AFC_NAME_MAX, "us-east-2");
+        c->u.sync_set.epoch = 11;
+        c->u.sync_set.active = true;
+        c->u.sync_set.n_standbys = 2;
+        snprintf(c->u.sync_set.standbys[0], AFC_NAME_MAX, "eu-west-1");
+        snprintf(c->u.sync_set.standbys[1], AFC_NAME_MAX, "ap-south-1");
+        snprintf(c->u.sync_set.detail, AFC_DETAIL_MAX, "record the synchronous standbys");
+        break;
     default:
         c->u.failover_step.epoch = 8;
         c->u.failover_step.step = AFC_FO_PROMOTED;
@@ -109,6 +119,16 @@ static inline bool failover_cmd_equal(const struct afc_cmd *a, const struct afc_
         return a->u.published.epoch == b->u.published.epoch &&
                !strcmp(a->u.published.region, b->u.published.region) &&
                !strcmp(a->u.published.detail, b->u.published.detail);
+    case AFC_OP_SYNC_SET: {
+        const __typeof__(a->u.sync_set) *x = &a->u.sync_set, *y = &b->u.sync_set;
+        bool same = !strcmp(x->region, y->region) && x->epoch == y->epoch &&
+                    x->active == y->active && x->n_standbys == y->n_standbys &&
+                    !strcmp(x->detail, y->detail);
+        for (unsigned i = 0; same && i < x->n_standbys && i < AFC_MAX_MEMBERS; i++) {
+            same = !strcmp(x->standbys[i], y->standbys[i]);
+        }
+        return same;
+    }
     default: {
         const __typeof__(a->u.failover_step) *x = &a->u.failover_step, *y = &b->u.failover_step;
         return x->epoch == y->epoch && x->step == y->step && x->timeline == y->timeline &&

@@ -27,7 +27,8 @@ static struct afc_cmd sample(enum afc_op op)
     return c;
 }
 
-/* One replacement: key gets a value of `type` (s u i b n), or is dropped ('d'), or added. */
+/* One replacement: key gets a value of `type` (s u i b n; a: an array of the '|'-separated strings
+ * in s, "" = empty), or is dropped ('d'), or added. */
 struct patch {
     const char *key;
     char type;
@@ -50,6 +51,17 @@ static void pack_patch(msgpack_packer *pk, const struct patch *p)
     case 'b':
         p->i ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
         break;
+    case 'a': {
+        size_t n = p->s[0] != '\0';
+        for (const char *c = p->s; *c; c++) {
+            n += *c == '|';
+        }
+        msgpack_pack_array(pk, n);
+        for (const char *c = p->s; n > 0; c += strcspn(c, "|") + 1, n--) {
+            msgpack_pack_str_with_body(pk, c, strcspn(c, "|"));
+        }
+        break;
+    }
     default:
         msgpack_pack_nil(pk);
         break;
@@ -172,6 +184,23 @@ static const struct fo_case cases[] = {
     {AFC_OP_FAILOVER_STEP, {"timeline", 'u', NULL, 1LL << 32}, AFC_EMALFORMED, "32 bits"},
     {AFC_OP_FAILOVER_STEP, {"lsn", 'b', NULL, 1}, AFC_EMALFORMED, "\"lsn\""},
     {AFC_OP_FAILOVER_STEP, {"detail", 's', s128, 0}, AFC_EMALFORMED, "too long"},
+    /* sync-set */
+    {AFC_OP_SYNC_SET, {"region", 's', "", 0}, AFC_EMALFORMED, "region: empty"},
+    {AFC_OP_SYNC_SET, {"region", 'd', NULL, 0}, AFC_EMALFORMED, "\"region\""},
+    {AFC_OP_SYNC_SET, {"epoch", 'i', NULL, -1}, AFC_EMALFORMED, "\"epoch\""},
+    {AFC_OP_SYNC_SET, {"active", 'u', NULL, 1}, AFC_EMALFORMED, "\"active\""},
+    {AFC_OP_SYNC_SET, {"standbys", 'd', NULL, 0}, AFC_EMALFORMED, "standbys: missing"},
+    {AFC_OP_SYNC_SET, {"standbys", 's', "eu-west-1", 0}, AFC_EMALFORMED, "not an array"},
+    {AFC_OP_SYNC_SET, {"standbys", 'a', "", 0}, 0, ""}, /* active, waiting on nobody (strict) */
+    {AFC_OP_SYNC_SET, {"standbys", 'a', "eu-west-1", 0}, 0, ""},
+    {AFC_OP_SYNC_SET, {"standbys", 'a', s31, 0}, 0, ""},
+    {AFC_OP_SYNC_SET, {"standbys", 'a', s32, 0}, AFC_EMALFORMED, "standbys[0]: not a name"},
+    {AFC_OP_SYNC_SET, {"standbys", 'a', "eu-west-1|", 0}, AFC_EMALFORMED, "empty"},
+    {AFC_OP_SYNC_SET, {"standbys", 'a', "eu-west-1|eu-west-1", 0}, AFC_EMALFORMED, "twice"},
+    {AFC_OP_SYNC_SET, {"standbys", 'a', "us-east-2", 0}, AFC_EMALFORMED, "lists itself"},
+    {AFC_OP_SYNC_SET, {"standbys", 'a', "a|b|c|d|e|f|g|h|i|j", 0}, AFC_EMALFORMED, "max 9"},
+    {AFC_OP_SYNC_SET, {"active", 'b', NULL, 0}, AFC_EMALFORMED, "while not active"},
+    {AFC_OP_SYNC_SET, {"detail", 's', s128, 0}, AFC_EMALFORMED, "too long"},
 };
 
 static void test_decode_broken_fields(void)
@@ -244,7 +273,24 @@ static void test_encode_rejects_invalid(void)
     c = sample(AFC_OP_FAILOVER_STEP);
     c.u.failover_step.step = AFC_FO__COUNT;
     CHECK_EQ_INT(afc_cmd_encode(&c, &buf, &len), AFC_EINVAL);
+    c = sample(AFC_OP_SYNC_SET);
+    c.u.sync_set.active = false; /* asynchronous names no standby */
+    CHECK_EQ_INT(afc_cmd_encode(&c, &buf, &len), AFC_EINVAL);
+    c = sample(AFC_OP_SYNC_SET);
+    c.u.sync_set.n_standbys = AFC_MAX_MEMBERS + 1;
+    CHECK_EQ_INT(afc_cmd_encode(&c, &buf, &len), AFC_EINVAL);
+    c = sample(AFC_OP_SYNC_SET);
+    snprintf(c.u.sync_set.standbys[1], AFC_NAME_MAX, "us-east-2");
+    CHECK_EQ_INT(afc_cmd_encode(&c, &buf, &len), AFC_EINVAL);
     CHECK(buf == NULL);
+    c = sample(AFC_OP_SYNC_SET); /* asynchronous, no standbys: fine */
+    c.u.sync_set.active = false;
+    c.u.sync_set.n_standbys = 0;
+    CHECK_EQ_INT(afc_cmd_encode(&c, &buf, &len), 0);
+    struct afc_cmd d;
+    REQUIRE(afc_cmd_decode(buf, len, &d, NULL) == 0);
+    CHECK(!d.u.sync_set.active && d.u.sync_set.n_standbys == 0);
+    free(buf);
 }
 
 static void test_names_and_table(void)
@@ -253,6 +299,7 @@ static void test_names_and_table(void)
     CHECK_EQ_STR(afc_op_name(AFC_OP_RENEW), "renew");
     CHECK_EQ_STR(afc_op_name(AFC_OP_FAILOVER_BEGIN), "failover-begin");
     CHECK_EQ_STR(afc_op_name(AFC_OP_FAILOVER_STEP), "failover-step");
+    CHECK_EQ_STR(afc_op_name(AFC_OP_SYNC_SET), "sync-set");
     CHECK_EQ_STR(afc_pg_role_name(AFC_PG_UNKNOWN), "unknown");
     CHECK_EQ_STR(afc_pg_role_name(AFC_PG_PRIMARY), "primary");
     CHECK_EQ_STR(afc_pg_role_name(AFC_PG_REPLICA), "replica");

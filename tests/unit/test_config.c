@@ -173,6 +173,24 @@ static void test_new_section_defaults(void)
     CHECK_EQ_INT(c.dns.n_verify_servers, 0);
 }
 
+/* replication: async unless said otherwise; sync_strict only means something with sync. */
+static void test_replication(void)
+{
+    struct afc_config c;
+    struct afc_err err;
+    REQUIRE(parse(&c, BASE, &err) == 0);
+    CHECK_EQ_INT(c.repl_mode, AFC_REPL_ASYNC);
+    CHECK(!c.repl_sync_strict);
+    REQUIRE(parse(&c, BASE "replication:\n  mode: sync\n", &err) == 0);
+    CHECK_EQ_INT(c.repl_mode, AFC_REPL_SYNC);
+    CHECK(!c.repl_sync_strict);
+    REQUIRE(parse(&c, BASE "replication: {mode: sync, sync_strict: true}\n", &err) == 0);
+    CHECK_EQ_INT(c.repl_mode, AFC_REPL_SYNC);
+    CHECK(c.repl_sync_strict);
+    REQUIRE(parse(&c, BASE "replication: {mode: async}\n", &err) == 0);
+    CHECK_EQ_INT(c.repl_mode, AFC_REPL_ASYNC);
+}
+
 static void test_dns_powerdns_full(void)
 {
     static const char text[] = BASE_A DNS_PDNS "    server_id: ns-1.example\n"
@@ -307,7 +325,14 @@ static const struct bad_case bad_cases[] = {
     {"unknown top-level key", BASE "colour: blue\n",
      SRC
      ":16: unknown key 'colour'; expected one of: region, data_dir, members, raft, api, cluster, "
-     "failover, log, postgres, redis, dns, hooks"},
+     "failover, log, postgres, replication, redis, dns, hooks"},
+    {"replication mode", BASE "replication:\n  mode: semi\n",
+     SRC ":17: replication.mode: expected async or sync, got 'semi'"},
+    {"replication strict", BASE "replication: {mode: sync, sync_strict: yes}\n",
+     SRC ":16: replication.sync_strict: expected true or false, got 'yes'"},
+    {"replication unknown key", BASE "replication:\n  synchronous_node_count: 2\n",
+     SRC ":17: replication: unknown key 'synchronous_node_count'; expected one of: mode, "
+         "sync_strict"},
     {"failover key out of range", BASE "failover:\n  lease_ms: 50\n",
      SRC ":17: failover.lease_ms: expected an integer from 100 to 600000, got '50'"},
     {"member priority not a number", BASE "    priority: high\n",
@@ -1169,6 +1194,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_full_config);
     TEST_RUN(test_minimal_config_defaults);
     TEST_RUN(test_new_section_defaults);
+    TEST_RUN(test_replication);
     TEST_RUN(test_dns_powerdns_full);
     TEST_RUN(test_dns_other_providers);
     TEST_RUN(test_bad_configs);

@@ -2,7 +2,8 @@
  * State machine tests of the failover ops: OBSERVE (store, NOOP, pg-down/pg-up on flips), RENEW
  * (lease and the local lease clock, stale renewals), FAILOVER_BEGIN (epoch CAS, races, the
  * ABORTED rule), FAILOVER_STEP (every one of the 6x6 transitions through apply), receipts ring,
- * and snapshots/digests covering the new fields.
+ * SYNC_SET (only the current primary, members, NOOP, the event), and snapshots/digests covering
+ * the new fields.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -514,6 +515,116 @@ static void test_receipts_ring(void)
     free(buf2);
 }
 
+/* ---- SYNC_SET ---- */
+
+static struct afc_cmd mk_sync(const char *region, afc_epoch epoch, bool active, const char *a,
+                              const char *b, int64_t t)
+{
+    struct afc_cmd c = mk(AFC_OP_SYNC_SET, t);
+    snprintf(c.by, sizeof c.by, "%s", region);
+    snprintf(c.u.sync_set.region, AFC_NAME_MAX, "%s", region);
+    c.u.sync_set.epoch = epoch;
+    c.u.sync_set.active = active;
+    const char *names[2] = {a, b};
+    for (unsigned k = 0; k < 2; k++) {
+        if (names[k] != NULL) {
+            snprintf(c.u.sync_set.standbys[c.u.sync_set.n_standbys++], AFC_NAME_MAX, "%s",
+                     names[k]);
+        }
+    }
+    return c;
+}
+
+static void test_sync_set(void)
+{
+    static struct afc_fsm f, g;
+    static struct afc_state s;
+    struct afc_err why;
+    setup(&f);
+    const struct afc_sync *y = &f.state.sync;
+    uint64_t before = afc_state_digest(&f.state);
+    void *buf;
+    size_t len;
+    /* never set: the snapshot has no "sync" key (a cluster that never ran in sync mode encodes
+     * exactly as before the key existed) */
+    REQUIRE(afc_state_encode(&f.state, &buf, &len) == 0);
+    for (size_t k = 0; k + 5 <= len; k++) {
+        CHECK(memcmp((const char *)buf + k, "\xa4sync", 5) != 0);
+    }
+    free(buf);
+    /* only the authorized primary of the current epoch */
+    CHECK_EQ_INT(apply(&f, mk_sync(R[1], 1, true, R[0], NULL, 10), &why), AFC_APPLY_REJECTED_STALE);
+    CHECK_CONTAINS(why.msg, "authorized primary is us-east-2 at epoch 1");
+    CHECK_EQ_INT(apply(&f, mk_sync(R[0], 2, true, R[1], NULL, 10), &why), AFC_APPLY_REJECTED_STALE);
+    CHECK_EQ_INT(why.code, AFC_ESTALEEPOCH);
+    CHECK_EQ_INT(apply(&f, mk_sync(R[0], 1, true, "mars-1", NULL, 10), &why),
+                 AFC_APPLY_REJECTED_INVALID);
+    CHECK_CONTAINS(why.msg, "mars-1 is not a member");
+    CHECK_EQ_STR(y->region, "");
+    CHECK(afc_state_digest(&f.state) != before); /* applied_index moved */
+    /* set, unchanged, shrunk, asynchronous */
+    CHECK_EQ_INT(apply(&f, mk_sync(R[0], 1, true, R[1], R[2], 11), NULL), AFC_APPLY_OK);
+    CHECK(!strcmp(y->region, R[0]) && y->epoch == 1 && y->active && !y->standby[0] &&
+          y->standby[1] && y->standby[2] && y->index == f.state.applied_index);
+    CHECK_EQ_STR(last_event(&f)->kind, "sync-standbys");
+    CHECK_EQ_STR(last_event(&f)->detail, "region=us-east-2 epoch=1 standbys=eu-west-1,ap-south-1");
+    CHECK_EQ_INT(apply(&f, mk_sync(R[0], 1, true, R[2], R[1], 12), NULL), AFC_APPLY_NOOP);
+    struct afc_cmd one = mk_sync(R[0], 1, true, R[1], NULL, 13);
+    snprintf(one.u.sync_set.detail, AFC_DETAIL_MAX, "ap-south-1 stopped streaming");
+    CHECK_EQ_INT(apply(&f, one, NULL), AFC_APPLY_OK);
+    CHECK(y->standby[1] && !y->standby[2]);
+    CHECK_EQ_STR(last_event(&f)->detail,
+                 "region=us-east-2 epoch=1 standbys=eu-west-1 detail=ap-south-1 stopped streaming");
+    CHECK_EQ_INT(apply(&f, mk_sync(R[0], 1, false, NULL, NULL, 14), NULL), AFC_APPLY_OK);
+    CHECK(!y->active && !y->standby[1]);
+    CHECK_EQ_STR(last_event(&f)->detail, "region=us-east-2 epoch=1 async");
+    CHECK_EQ_INT(apply(&f, mk_sync(R[0], 1, true, R[1], R[2], 15), NULL), AFC_APPLY_OK);
+    /* survives a snapshot, and the digest covers it */
+    REQUIRE(afc_state_encode(&f.state, &buf, &len) == 0);
+    REQUIRE(afc_state_decode(buf, len, &s, &why) == 0);
+    CHECK(!strcmp(s.sync.region, R[0]) && s.sync.active && s.sync.standby[1] && s.sync.standby[2] &&
+          !s.sync.standby[0] && s.sync.index == y->index);
+    CHECK(afc_state_digest(&s) == afc_state_digest(&f.state));
+    s.sync.standby[2] = false;
+    CHECK(afc_state_digest(&s) != afc_state_digest(&f.state));
+    s = f.state;
+    s.sync.active = false;
+    CHECK(afc_state_digest(&s) != afc_state_digest(&f.state));
+    /* a snapshot naming a non-member, or the region itself, is malformed */
+    unsigned char *m = malloc(len);
+    unsigned char *hit = NULL;
+    memcpy(m, buf, len);
+    for (size_t k = 0; k + 10 <= len && hit == NULL; k++) {
+        hit = memcmp(m + k,
+                     "\xa9"
+                     "eu-west-1",
+                     10) == 0 &&
+                      k > 0 && m[k - 1] == 0x92
+                  ? m + k
+                  : NULL;
+    }
+    REQUIRE(hit != NULL);
+    memcpy(hit + 1, "us-east-2", 9);
+    CHECK_EQ_INT(afc_state_decode(m, len, &s, &why), AFC_EMALFORMED);
+    CHECK_CONTAINS(why.msg, "not another member");
+    free(m);
+    free(buf);
+    /* a failover keeps the predecessor's set until the new primary sets its own; the old
+     * primary can no longer change it */
+    CHECK_EQ_INT(apply(&f, mk_begin(1, R[0], R[1]), NULL), AFC_APPLY_OK);
+    CHECK(!strcmp(y->region, R[0]) && y->epoch == 1 && y->standby[1]);
+    CHECK_EQ_INT(apply(&f, mk_sync(R[0], 1, false, NULL, NULL, 16), NULL),
+                 AFC_APPLY_REJECTED_STALE);
+    CHECK_EQ_INT(apply(&f, mk_sync(R[1], 2, true, R[2], NULL, 17), NULL), AFC_APPLY_OK);
+    CHECK(!strcmp(y->region, R[1]) && y->epoch == 2 && y->standby[2] && !y->standby[1]);
+    /* a restored node continues identically */
+    afc_fsm_init(&g);
+    afc_fsm_restore(&g, &f.state);
+    CHECK_EQ_INT(apply(&g, mk_sync(R[1], 2, true, R[2], R[0], 18), NULL), AFC_APPLY_OK);
+    CHECK_EQ_INT(apply(&f, mk_sync(R[1], 2, true, R[2], R[0], 18), NULL), AFC_APPLY_OK);
+    CHECK(afc_state_digest(&g.state) == afc_state_digest(&f.state));
+}
+
 /* ---- snapshots and digests ---- */
 
 static void test_snapshot_new_fields(void)
@@ -613,6 +724,7 @@ int main(void)
     TEST_RUN(test_step_table_through_apply);
     TEST_RUN(test_aborted_rule);
     TEST_RUN(test_receipts_ring);
+    TEST_RUN(test_sync_set);
     TEST_RUN(test_snapshot_new_fields);
     TEST_RUN(test_snapshot_corrupt);
     TEST_END();
