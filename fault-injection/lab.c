@@ -57,7 +57,8 @@ struct lab_opts {
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
     bool no_postgres;
-    bool sync; /* --sync: replication.mode sync in every coordinator.yaml */
+    bool sync;     /* --sync: replication.mode sync in every coordinator.yaml */
+    bool no_fence; /* --no-fence: PostgreSQL without the in-database fence */
     int dns;   /* -1: the default (powerdns with PostgreSQL, else none); else enum lab_dns_mode */
     int redis; /* -1: the default (with PostgreSQL); 0 --no-redis; 1 --redis */
     enum lab_what what;
@@ -69,6 +70,7 @@ static const char lab_usage[] =
     "  up --dir DIR [--regions N] [--base-port P] [--snapshot-threshold N]\n"
     "     [--snapshot-trailing N] [--log-level LEVEL] [--no-postgres]\n"
     "     [--dns powerdns|rfc2136|none] [--no-dns] [--redis] [--no-redis] [--sync]\n"
+    "     [--no-fence]\n"
     "        start N coordinators (default 3: us-east-2, eu-west-1, ap-south-1) on loopback,\n"
     "        one PostgreSQL 15 each (the first region primary, the others streaming\n"
     "        replicas; --no-postgres: coordinators only), one Redis each and one PowerDNS\n"
@@ -78,7 +80,9 @@ static const char lab_usage[] =
     "        Region i serves its API on P+10*i, Raft on P+10*i+1, PostgreSQL on P+10*i+2 and\n"
     "        Redis on P+10*i+3; PowerDNS answers DNS on P+10*N and its API on P+10*N+1\n"
     "        (default P = 21000); returns 0 once a leader is ready (bounded: 60 s), and\n"
-    "        writes DIR/lab.json; --sync: the coordinators run with replication.mode\n"
+    "        writes DIR/lab.json; --no-fence: PostgreSQL without the in-database fence\n"
+    "        (pg_fence/, docs/fencing.md: loaded by default, kept open by the coordinators);\n"
+    "        --sync: the coordinators run with replication.mode\n"
     "        sync (the primary waits on ANY 1 of its streaming replicas)\n"
     "  status --dir DIR                  process state, Raft role and leader of each region,\n"
     "                                    its PostgreSQL's process state and role, its Redis,\n"
@@ -210,6 +214,30 @@ static int parse_dns(const char *s, int *out)
     return -1;
 }
 
+/* The in-database fence, built next to aragora-coordinator (build/pg_fence/). */
+static int find_fence_module(struct lab *lab)
+{
+    char dir[LAB_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", lab->coordinator);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    int n1 =
+        snprintf(lab->fence_module, sizeof lab->fence_module, "%s/pg_fence/aragora_fence.so", dir);
+    int n2 = snprintf(lab->fence_sql, sizeof lab->fence_sql, "%s/pg_fence/aragora_fence.sql", dir);
+    if (n1 < 0 || (size_t)n1 >= sizeof lab->fence_module || n2 < 0 ||
+        (size_t)n2 >= sizeof lab->fence_sql || access(lab->fence_module, R_OK) != 0 ||
+        access(lab->fence_sql, R_OK) != 0) {
+        fprintf(stderr,
+                "aragora-chaos: no in-database fence module next to %s (%s): build it (ninja) "
+                "or start the lab with --no-fence\n",
+                lab->coordinator, lab->fence_module);
+        lab->fence_module[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_opts(struct lab_opts *o, int argc, char **argv)
 {
     for (int i = 2; i < argc; i++) {
@@ -227,6 +255,8 @@ static int parse_opts(struct lab_opts *o, int argc, char **argv)
             o->redis = 1;
         else if (strcmp(a, "--sync") == 0)
             o->sync = true;
+        else if (strcmp(a, "--no-fence") == 0)
+            o->no_fence = true;
         else
             flag = false;
         if (flag)
@@ -360,6 +390,8 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
     snprintf(lab->pg_bin_dir, sizeof lab->pg_bin_dir, "%s", LAB_PG_BIN_DIR);
     if (lab->postgres && geteuid() == 0)
         snprintf(lab->pg_run_as, sizeof lab->pg_run_as, "%s", LAB_PG_OS_USER);
+    if (lab->postgres && !o->no_fence && find_fence_module(lab) != 0)
+        return -1;
     lab->redis = o->redis >= 0 ? o->redis == 1 : lab->postgres;
     enum lab_dns_mode dns = o->dns >= 0     ? (enum lab_dns_mode)o->dns
                             : lab->postgres ? LAB_DNS_POWERDNS
@@ -487,6 +519,26 @@ static int wait_for_leader(const struct lab *lab, unsigned timeout_ms)
     return -1;
 }
 
+/* With the in-database fence, the primary refuses writes until its coordinator has adopted it
+ * and renewed the fence: wait for that, so a lab that is "up" accepts writes. Not fatal. */
+static void wait_fence_open(const struct lab *lab, unsigned timeout_ms)
+{
+    unsigned long long start = lab_now_ms();
+    char out[64] = "";
+    while (lab_now_ms() - start < timeout_ms) {
+        if (lab_pg_query(lab, &lab->regions[0].pg, "SELECT (aragora.fence_state()).open", out,
+                         sizeof out) == 0 &&
+            strcmp(out, "t") == 0) {
+            printf("fence: %s's PostgreSQL accepts writes (fence open after %llu ms)\n",
+                   lab->regions[0].name, lab_now_ms() - start);
+            return;
+        }
+        lab_sleep_ms(100);
+    }
+    fprintf(stderr, "aragora-chaos: %s's fence still closed after %u s (see its log)\n",
+            lab->regions[0].name, timeout_ms / 1000);
+}
+
 /* Then every node ready in the sense of /health/ready (it has applied the member list the
  * leader commits right after its election), so the first `status` a newcomer runs shows a settled
  * cluster. Not fatal: a node that is slow here is reported and the lab stays up. */
@@ -595,6 +647,8 @@ static int cmd_up(const struct lab_opts *o)
         return 1;
     }
     wait_all_ready(&lab, 10000);
+    if (lab.fence_module[0] != '\0')
+        wait_fence_open(&lab, 30000);
     printf("lab: %s/lab.json; token: %s\n", lab.dir, lab.token_file);
     printf("try: aragoractl --endpoint %s status\n", lab.regions[0].api_url);
     if (lab.dns.mode != LAB_DNS_OFF)

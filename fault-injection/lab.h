@@ -104,11 +104,13 @@ struct lab {
     unsigned snapshot_threshold; /* 0 = the daemon's default */
     unsigned snapshot_trailing;  /* 0 = the daemon's default */
     unsigned n_regions;
-    bool postgres;                 /* regions have a PostgreSQL */
-    char pg_bin_dir[LAB_PATH_MAX]; /* LAB_PG_BIN_DIR */
-    char pg_run_as[32];            /* LAB_PG_OS_USER when the lab runs as root, else "" */
-    bool redis;                    /* regions have a Redis */
-    char svc_run_as[32];           /* who runs Redis and PowerDNS when root, else "" */
+    bool postgres;                   /* regions have a PostgreSQL */
+    char pg_bin_dir[LAB_PATH_MAX];   /* LAB_PG_BIN_DIR */
+    char pg_run_as[32];              /* LAB_PG_OS_USER when the lab runs as root, else "" */
+    bool redis;                      /* regions have a Redis */
+    char fence_module[LAB_PATH_MAX]; /* the aragora_fence module the PostgreSQLs load, "" = none */
+    char fence_sql[LAB_PATH_MAX];    /* its setup SQL, run once on the primary after initdb */
+    char svc_run_as[32];             /* who runs Redis and PowerDNS when root, else "" */
     struct lab_dns dns;
     struct lab_region regions[LAB_MAX_REGIONS];
 };

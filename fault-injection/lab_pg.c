@@ -95,8 +95,9 @@ int lab_pg_prepare(const struct lab *lab, struct lab_region *r, unsigned i)
     /* also the member's DNS address (r->address), so that `psql -h $(dig +short NAME)` works */
     n = snprintf(pg->options, sizeof pg->options,
                  "-p %u -c listen_addresses=127.0.0.1,%s -c unix_socket_directories=%s -c "
-                 "cluster_name=%s",
-                 pg->port, r->address, pg->socket_dir, r->name);
+                 "cluster_name=%s%s%s",
+                 pg->port, r->address, pg->socket_dir, r->name,
+                 lab->fence_module[0] ? " -c shared_preload_libraries=" : "", lab->fence_module);
     return n > 0 && (size_t)n < sizeof pg->options ? 0 : -1;
 }
 
@@ -109,6 +110,8 @@ void lab_pg_write_config(FILE *f, const struct lab *lab, const struct lab_region
     if (lab->pg_run_as[0] != '\0')
         fprintf(f, "  run_as: %s\n", lab->pg_run_as);
     fprintf(f, "  options: \"%s\"\n  log_file: \"%s\"\n", self->pg.options, self->pg.log);
+    if (lab->fence_module[0] != '\0')
+        fprintf(f, "  fence: true\n");
 }
 
 /* ---- access for the postgres user (root only) ---- */
@@ -193,6 +196,19 @@ static int init_primary(const struct lab *lab, const struct lab_region *r)
         "-E",   "UTF8", "--locale=C.UTF-8", "--no-sync", NULL};
     if (run_tool(lab, r, argv, 120000) != 0)
         return -1;
+    if (lab->fence_module[0] != '\0') {
+        /* The fence's SQL functions, created before the server ever runs with the module: a
+         * loaded fence starts closed and refuses catalog writes (docs/fencing.md). Replicas get
+         * them with their base backup. */
+        char postgres[LAB_PATH_MAX + 16];
+        snprintf(postgres, sizeof postgres, "%s/postgres", lab->pg_bin_dir);
+        const char *setup[] = {
+            "/bin/sh",      "-c",     "exec \"$1\" --single -j -D \"$2\" postgres < \"$3\"",
+            "fence-setup",  postgres, r->pg.data_dir,
+            lab->fence_sql, NULL};
+        if (run_tool(lab, r, setup, 120000) != 0)
+            return -1;
+    }
     /* the files exist and belong to postgres; writing them keeps their owner */
     snprintf(conf, sizeof conf, "%s/postgresql.conf", r->pg.data_dir);
     snprintf(hba, sizeof hba, "%s/pg_hba.conf", r->pg.data_dir);
