@@ -37,6 +37,7 @@
 #include "coordinator/executor_internal.h"
 #include "coordinator/faultpoints.h"
 #include "coordinator/fence.h"
+#include "coordinator/psql.h"
 #include "coordinator/report.h"
 #include "coordinator/syncrep.h"
 
@@ -93,25 +94,9 @@ void exec_start_action(struct afc_executor *x, enum action act, const char *what
 static void run_sql(struct afc_executor *x, enum action act, const char *what,
                     const char *const *stmts, unsigned timeout_ms)
 {
-    char psql[AFC_PATH_MAX + 8];
-    const char *argv[24];
-    unsigned n = 0;
-    snprintf(psql, sizeof psql, "%s/psql", x->d->cfg.pg_bin_dir);
-    argv[n++] = psql;
-    argv[n++] = "-X";
-    argv[n++] = "-A";
-    argv[n++] = "-t";
-    argv[n++] = "-q";
-    argv[n++] = "-v";
-    argv[n++] = "ON_ERROR_STOP=1";
-    argv[n++] = "-d";
-    argv[n++] = x->d->cfg.database_url;
-    for (unsigned i = 0; stmts[i] != NULL && n + 3 < sizeof argv / sizeof argv[0]; i++) {
-        argv[n++] = "-c";
-        argv[n++] = stmts[i];
-    }
-    argv[n] = NULL;
-    exec_start_action(x, act, what, argv, timeout_ms);
+    struct afc_psql p;
+    afc_psql_build(&p, &x->d->cfg, stmts);
+    exec_start_action(x, act, what, p.argv, timeout_ms);
 }
 
 /* ---- reports ---- */

@@ -10,6 +10,7 @@
 #include "afc/run.h"
 #include "coordinator/daemon.h"
 #include "coordinator/fence.h"
+#include "coordinator/psql.h"
 
 #define STATEMENT_TIMEOUT_MS 5000
 
@@ -73,13 +74,11 @@ static void send_wish(struct afc_fence *f)
     enum wish sent = f->wish;
     f->wish = W_NONE;
     const struct afc_config *c = &f->d->cfg;
-    char psql[AFC_PATH_MAX + 8];
-    snprintf(psql, sizeof psql, "%s/psql", c->pg_bin_dir);
-    const char *argv[] = {
-        psql, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", c->database_url,
-        "-c", sql,  NULL};
+    const char *const stmts[] = {sql, NULL};
+    struct afc_psql p;
+    afc_psql_build(&p, c, stmts);
     struct afc_run_options opt = {
-        .argv = argv, .run_as = c->pg_run_as, .timeout_ms = STATEMENT_TIMEOUT_MS};
+        .argv = p.argv, .run_as = c->pg_run_as, .timeout_ms = STATEMENT_TIMEOUT_MS};
     struct afc_err err = {0};
     if (afc_run_start(f->d->loop, &opt, done_cb, f, NULL, &err) == 0) {
         f->running = true;

@@ -20,6 +20,7 @@
 #include "afc/run.h"
 #include "coordinator/agent.h"
 #include "coordinator/daemon.h"
+#include "coordinator/psql.h"
 #include "coordinator/report.h"
 #include "coordinator/syncrep.h"
 
@@ -174,25 +175,9 @@ static int run_psql(struct afc_syncrep *r, enum busy what, const char *const *st
                     unsigned timeout_ms)
 {
     const struct afc_config *c = &r->d->cfg;
-    char psql[AFC_PATH_MAX + 8];
-    const char *argv[16];
-    unsigned n = 0;
-    snprintf(psql, sizeof psql, "%s/psql", c->pg_bin_dir);
-    argv[n++] = psql;
-    argv[n++] = "-X";
-    argv[n++] = "-A";
-    argv[n++] = "-t";
-    argv[n++] = "-q";
-    argv[n++] = "-v";
-    argv[n++] = "ON_ERROR_STOP=1";
-    argv[n++] = "-d";
-    argv[n++] = c->database_url;
-    for (unsigned i = 0; stmts[i] != NULL && n + 3 < sizeof argv / sizeof argv[0]; i++) {
-        argv[n++] = "-c";
-        argv[n++] = stmts[i];
-    }
-    argv[n] = NULL;
-    struct afc_run_options opt = {.argv = argv, .run_as = c->pg_run_as, .timeout_ms = timeout_ms};
+    struct afc_psql p;
+    afc_psql_build(&p, c, stmts);
+    struct afc_run_options opt = {.argv = p.argv, .run_as = c->pg_run_as, .timeout_ms = timeout_ms};
     struct afc_err err = {0};
     if (afc_run_start(r->d->loop, &opt, run_done_cb, r, NULL, &err) != 0) {
         snprintf(r->last_error, sizeof r->last_error, "%.120s", err.msg);
