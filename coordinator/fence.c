@@ -66,8 +66,12 @@ static void send_wish(struct afc_fence *f)
             f->wish = W_NONE; /* expired before it could be sent: the fence closes on its own */
             return;
         }
-        snprintf(sql, sizeof sql, "SELECT aragora.fence_renew(%" PRIu64 ", %" PRIu64 ")", f->epoch,
-                 f->until_ms - now);
+        /* the three-argument form counts the ttl from our own clock reading (CLOCK_MONOTONIC,
+         * the clock the module uses), so psql's start-up and the connection do not lengthen
+         * the fence past the lease */
+        snprintf(sql, sizeof sql,
+                 "SELECT aragora.fence_renew(%" PRIu64 ", %" PRIu64 ", %" PRIu64 ")", f->epoch,
+                 f->until_ms - now, uv_hrtime() / 1000000u);
     } else {
         snprintf(sql, sizeof sql, "SELECT aragora.fence_close(%" PRIu64 ")", f->epoch);
     }
@@ -155,5 +159,6 @@ void afc_fence_arm_sql(const struct afc_daemon *d, uint64_t epoch, unsigned ttl_
         snprintf(buf, cap, "%s", "");
         return;
     }
-    snprintf(buf, cap, "SELECT aragora.fence_renew(%" PRIu64 ", %u)", epoch, ttl_ms);
+    snprintf(buf, cap, "SELECT aragora.fence_renew(%" PRIu64 ", %u, %" PRIu64 ")", epoch, ttl_ms,
+             uv_hrtime() / 1000000u);
 }

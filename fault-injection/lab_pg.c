@@ -206,8 +206,13 @@ static int init_primary(const struct lab *lab, const struct lab_region *r)
             "/bin/sh",      "-c",     "exec \"$1\" --single -j -D \"$2\" postgres < \"$3\"",
             "fence-setup",  postgres, r->pg.data_dir,
             lab->fence_sql, NULL};
-        if (run_tool(lab, r, setup, 120000) != 0)
+        char out[4096] = "";
+        int rc = lab_pg_exec(lab->pg_run_as, setup, r->pg.log, out, sizeof out, 120000);
+        if (rc != 0 || strstr(out, "ERROR:") != NULL) { /* --single exits 0 after an error */
+            fprintf(stderr, "aragora-chaos: %s: the fence's setup SQL failed (exit %d): %s\n",
+                    r->name, rc, out);
             return -1;
+        }
     }
     /* the files exist and belong to postgres; writing them keeps their owner */
     snprintf(conf, sizeof conf, "%s/postgresql.conf", r->pg.data_dir);

@@ -51,7 +51,8 @@ def parse(out):
 
 def client_backends(postmaster):
     """PIDs of the postmaster's children that serve a unix-socket client ("[local]" in the title)
-    or have exited and are not reaped yet (zombies: their CPU time is not in cutime yet)."""
+    or are exiting (no command line any more) or have exited and are not reaped yet (zombies):
+    the CPU time of all of these is not in the postmaster's cutime yet."""
     kids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -63,8 +64,9 @@ def client_backends(postmaster):
             if int(ppid) != postmaster:
                 continue
             with open("/proc/%s/cmdline" % d, "rb") as f:
-                if state == "Z" or b"[local]" in f.read():
-                    kids.append(int(d))
+                title = f.read()
+            if state == "Z" or not title or b"[local]" in title:
+                kids.append(int(d))
         except (OSError, ValueError):
             continue
     return kids
@@ -117,7 +119,9 @@ def bench_config(pg, args, sync_commit):
     """Rounds of two adjacent runs, with and without the module (order alternating); the overhead
     is the median over the rounds of each pair's difference, so that a drift of the machine between
     rounds cancels out."""
-    settings = {"synchronous_commit": sync_commit}
+    # autovacuum off: its workers' CPU would land in the measured window at random (pgbench
+    # vacuums its tables before each run instead)
+    settings = {"synchronous_commit": sync_commit, "autovacuum": "off"}
     pairs = []
     print("\n-- synchronous_commit = %s: %d rounds of 2 x %d s, %d clients, simple protocol"
           % (sync_commit, args.rounds, args.seconds, args.clients), flush=True)

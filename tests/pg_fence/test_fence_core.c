@@ -2,8 +2,12 @@
  * The in-database fence's pure decisions (pg_fence/fence_core.c), table-driven: the commit verdict,
  * renew and close transitions, the deadline arithmetic and the epoch setting's parser. No
  * PostgreSQL needed; test_fence.py runs the module itself in a real server.
+ *
+ * `test_fence_core bench` instead times what the commit check adds to a writing commit besides
+ * two shared-memory reads: a CLOCK_MONOTONIC reading and the decision (docs/performance.md).
  */
 #include <stdint.h>
+#include <time.h>
 
 #include "pg_fence/fence_core.h"
 #include "tests/test.h"
@@ -202,8 +206,32 @@ static void test_parse_epoch(void)
     CHECK_EQ_INT(fence_parse_epoch(NULL, &v), -1);
 }
 
-int main(void)
+static int64_t mono_ns(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int bench(void)
+{
+    enum { N = 10000000 };
+    struct fence_state s = {7, 0, INT64_MAX, true};
+    unsigned allowed = 0;
+    int64_t start = mono_ns();
+    for (int i = 0; i < N; i++)
+        allowed += fence_decide_commit(&s, mono_ns(), 0) == FENCE_ALLOW;
+    int64_t elapsed = mono_ns() - start;
+    printf("commit check (clock_gettime(CLOCK_MONOTONIC) + fence_decide_commit): %.1f ns per "
+           "call over %d calls (%u allowed)\n",
+           (double)elapsed / N, N, allowed);
+    return allowed == N ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "bench") == 0)
+        return bench();
     TEST_RUN(test_verdicts);
     TEST_RUN(test_open_and_remaining);
     TEST_RUN(test_renew);
