@@ -367,6 +367,15 @@ static int init_io(struct afc_node *n, struct afc_err *err)
                                n->cfg.bind_addr);
         }
     }
+    for (unsigned i = 0; i < n->cfg.n_members; i++) {
+        const struct afc_node_member *m = &n->cfg.members[i];
+        if (m->raft_dial[0] != '\0' &&
+            afc_transport_set_dial_address(&n->transport, m->id, m->raft_dial) != 0) {
+            afc_transport_release(&n->transport);
+            return afc_err_set(err, AFC_ECONFIG, "raft dial address %s: expected a.b.c.d:port",
+                               m->raft_dial);
+        }
+    }
     rv = raft_uv_init(&n->io, n->loop, n->cfg.data_dir, &n->transport);
     if (rv != 0) {
         afc_transport_release(&n->transport);

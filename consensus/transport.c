@@ -64,6 +64,7 @@ struct afc_tr {
     unsigned char secret[SECRET_MAX];
     size_t secret_len;
     raft_id members[AFC_MAX_MEMBERS];
+    char dial[AFC_MAX_MEMBERS][ADDR_FIELD]; /* per member: "" = the address raft gives */
     unsigned n_members;
     raft_id id;               /* ours, from transport->init */
     char address[ADDR_FIELD]; /* ours, sent in the hello */
@@ -550,9 +551,13 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, 
 {
     struct afc_tr *tr = t->impl;
     struct sockaddr_in sa;
-    (void)id;
     if (tr->closing) {
         return RAFT_CANCELED;
+    }
+    for (unsigned i = 0; i < tr->n_members; i++) {
+        if (tr->members[i] == id && tr->dial[i][0] != '\0') {
+            address = tr->dial[i];
+        }
     }
     if (parse_ipv4(address, &sa) != 0) {
         return RAFT_NOCONNECTION;
@@ -642,6 +647,22 @@ int afc_transport_set_bind_address(struct raft_uv_transport *t, const char *addr
     }
     snprintf(tr->bind, sizeof tr->bind, "%s", address);
     return 0;
+}
+
+int afc_transport_set_dial_address(struct raft_uv_transport *t, raft_id id, const char *address)
+{
+    struct afc_tr *tr = t->impl;
+    struct sockaddr_in sa;
+    if (parse_ipv4(address, &sa) != 0 || strlen(address) >= ADDR_FIELD) {
+        return RAFT_INVALID;
+    }
+    for (unsigned i = 0; i < tr->n_members; i++) {
+        if (tr->members[i] == id) {
+            snprintf(tr->dial[i], sizeof tr->dial[i], "%s", address);
+            return 0;
+        }
+    }
+    return RAFT_NOTFOUND;
 }
 
 void afc_transport_release(struct raft_uv_transport *t)

@@ -32,6 +32,7 @@ static const struct config_key member_keys[] = {
      .max = UINT64_MAX,
      .slot = S_M_ID},
     {.name = "raft", .type = K_RAFT_ADDR, .required = true, AT_MEMBER(raft_addr), .slot = S_M_RAFT},
+    {.name = "raft_dial", .type = K_RAFT_ADDR, AT_MEMBER(raft_dial)},
     {.name = "api", .type = K_HTTP_URL, .required = true, AT_MEMBER(api_url), .slot = S_M_API},
     {.name = "postgres", .type = K_SECRET, AT_MEMBER(postgres)},
     {.name = "priority", .type = K_UINT, AT_MEMBER(priority), .min = 0, .max = 1000000},

@@ -274,6 +274,7 @@ static void node_config_from(const struct afc_config *c, struct afc_node_config 
         nc->members[i].id = c->members[i].id;
         memcpy(nc->members[i].name, c->members[i].name, AFC_NAME_MAX);
         memcpy(nc->members[i].raft_addr, c->members[i].raft_addr, AFC_ADDR_MAX);
+        memcpy(nc->members[i].raft_dial, c->members[i].raft_dial, AFC_ADDR_MAX);
         memcpy(nc->members[i].api_url, c->members[i].api_url, AFC_URL_MAX);
     }
     nc->election_timeout_ms = c->election_timeout_ms;

@@ -27,6 +27,9 @@ struct afc_config_member {
     afc_region_id id;
     char name[AFC_NAME_MAX];
     char raft_addr[AFC_ADDR_MAX];   /* IPv4 literal a.b.c.d:port */
+    char raft_dial[AFC_ADDR_MAX];   /* members[].raft_dial: where THIS node connects to reach the
+                                       member's Raft port (a proxy, a tunnel, NAT); "" = raft_addr.
+                                       Node-local: never replicated */
     char api_url[AFC_URL_MAX];      /* http://host:port */
     char postgres[AFC_PATH_MAX];    /* libpq conninfo others use to reach this region's PostgreSQL
                                        (no password: use a passfile); "" = not managed */

@@ -85,6 +85,9 @@ int afc_transport_init(struct raft_uv_transport *t, uv_loop_t *loop, const unsig
                        size_t secret_len, const raft_id *member_ids, unsigned n_members);
 /* Listen on this address instead of the one raft passes to init (port must match). */
 int afc_transport_set_bind_address(struct raft_uv_transport *t, const char *address);
+/* Connect to member `id` at `address` instead of the address raft passes to connect (its
+ * replicated raft_addr): a node-local detour through a proxy or a tunnel. Before raft_init. */
+int afc_transport_set_dial_address(struct raft_uv_transport *t, raft_id id, const char *address);
 /* Free the memory; only after raft closed it (its close cb ran) or if raft never used it. */
 void afc_transport_release(struct raft_uv_transport *t);
 
@@ -94,6 +97,7 @@ struct afc_node_member {
     afc_region_id id;
     char name[AFC_NAME_MAX];
     char raft_addr[AFC_ADDR_MAX]; /* IPv4 literal "a.b.c.d:port" (0.15 accepts nothing else) */
+    char raft_dial[AFC_ADDR_MAX]; /* where this node connects for it; "" = raft_addr */
     char api_url[AFC_URL_MAX];
 };
 
