@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chaos_cmd.h"
 #include "lab.h"
 
 #ifndef AFC_VERSION
@@ -18,6 +19,14 @@ static const char usage[] =
     "Commands:\n"
     "  lab up|status|kill|freeze|thaw|restart|down --dir DIR ...\n"
     "                 run coordinators on loopback (aragora-chaos lab --help)\n"
+    "  proxy --dir DIR  the userspace fault proxy of a lab (started by lab up)\n"
+    "  fault set TEXT|clear|show|profile --dir DIR\n"
+    "                 change the network faults between the lab's regions, live\n"
+    "  workload ...   write continuously to every region's PostgreSQL, record a history\n"
+    "  run SCENARIO --dir DIR\n"
+    "                 run a scenario file; writes report.json, report.md, timeline.svg\n"
+    "  bench SCENARIO --runs N --dir DIR\n"
+    "                 repeat a scenario; print RTO, write gap and lost writes\n"
     "  version        print the version\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
@@ -39,6 +48,16 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "lab") == 0)
         return lab_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "proxy") == 0)
+        return chaos_proxy_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "fault") == 0)
+        return chaos_fault_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "workload") == 0)
+        return chaos_workload_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "run") == 0)
+        return chaos_run_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bench") == 0)
+        return chaos_bench_main(argc - 1, argv + 1);
     fprintf(stderr, "aragora-chaos: unknown command '%s'\n%s", argv[1], usage);
     return 2;
 }

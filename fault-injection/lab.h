@@ -96,6 +96,19 @@ struct lab_region {
     struct lab_redis redis;
 };
 
+/* The userspace fault proxy on every cross-region link (lab_links.c, proxy.c): DIR/chaos holds
+ * links.json (its configuration), proxy.log, faults.json and faults.log. Recognised by "proxy"
+ * and DIR on its command line. */
+struct lab_proxy {
+    bool enabled; /* false: lab up --no-proxy, the regions connect directly */
+    bool wan;     /* the WAN profile is applied under every fault */
+    unsigned control_port;
+    pid_t pid;
+    char dir[LAB_PATH_MAX];
+    char links[LAB_PATH_MAX];
+    char log[LAB_PATH_MAX];
+};
+
 struct lab {
     char dir[LAB_PATH_MAX]; /* absolute */
     char token_file[LAB_PATH_MAX];
@@ -112,6 +125,7 @@ struct lab {
     char fence_sql[LAB_PATH_MAX];    /* its setup SQL, run once on the primary after initdb */
     char svc_run_as[32];             /* who runs Redis and PowerDNS when root, else "" */
     struct lab_dns dns;
+    struct lab_proxy proxy;
     struct lab_region regions[LAB_MAX_REGIONS];
 };
 
@@ -188,9 +202,10 @@ int lab_pg_check_access(const struct lab *lab, const char *user);
  * PostgreSQL: primary first, then replicas by pg_basebackup -R with a slot each; then wait until
  * the primary sees every replica streaming. Saves lab.json after each start. */
 int lab_pg_up(struct lab *lab);
-/* The coordinator.yaml lines for the lab's PostgreSQL: a member's `postgres` conninfo, and the
+/* The coordinator.yaml lines for the lab's PostgreSQL: a member's `postgres` conninfo (reached
+ * at `host`: 127.0.0.1, or the proxy's address from another region, lab_via_host), and the
  * region's own `postgres:` section. */
-void lab_pg_conninfo(const struct lab_pg *pg, char *out, size_t size);
+void lab_pg_conninfo(const struct lab_pg *pg, const char *host, char *out, size_t size);
 void lab_pg_write_config(FILE *f, const struct lab *lab, const struct lab_region *self);
 
 /* lab_pg_ctl.c: running programs, and faults */
@@ -258,6 +273,20 @@ int lab_dns_down(struct lab *lab);
 /* The DNS lines of `lab status`: process, ports, and what the name holds (through the API). */
 void lab_dns_print_status(const struct lab *lab);
 const char *lab_dns_mode_name(enum lab_dns_mode mode);
+
+/* lab_links.c: the fault proxy on the cross-region links */
+
+/* Fill lab->proxy (control port base+10*N+5, DIR/chaos); creates DIR/chaos when enabled. */
+int lab_proxy_prepare(struct lab *lab, bool enabled, bool wan);
+/* The host region `from` uses to reach a service of region `to`: 127.1.<from+1>.<to+1> (the
+ * proxy) when the proxy is on and from != to, else 127.0.0.1. */
+void lab_via_host(const struct lab *lab, unsigned from, unsigned to, char *out, size_t size);
+/* Write DIR/chaos/links.json, start the proxy, wait for its control API. Saves lab.json. */
+int lab_proxy_up(struct lab *lab);
+/* 1 stopped, 0 was not running, -1 survived SIGKILL. */
+int lab_proxy_down(struct lab *lab);
+enum lab_proc_state lab_proxy_state(const struct lab *lab);
+void lab_proxy_print_status(const struct lab *lab);
 
 /* lab.c: HTTP for lab_dns.c. method "GET"/"POST"/"PUT"; api_key sent as X-API-Key when not NULL;
  * body JSON or NULL. Returns the HTTP status, or 0 when nothing answered; the answer's first

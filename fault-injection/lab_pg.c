@@ -62,9 +62,9 @@ static bool is_plain_path(const char *s)
            strlen(s);
 }
 
-void lab_pg_conninfo(const struct lab_pg *pg, char *out, size_t size)
+void lab_pg_conninfo(const struct lab_pg *pg, const char *host, char *out, size_t size)
 {
-    snprintf(out, size, "host=127.0.0.1 port=%u user=postgres dbname=postgres", pg->port);
+    snprintf(out, size, "host=%s port=%u user=postgres dbname=postgres", host, pg->port);
 }
 
 int lab_pg_prepare(const struct lab *lab, struct lab_region *r, unsigned i)
@@ -104,7 +104,7 @@ int lab_pg_prepare(const struct lab *lab, struct lab_region *r, unsigned i)
 void lab_pg_write_config(FILE *f, const struct lab *lab, const struct lab_region *self)
 {
     char conninfo[128];
-    lab_pg_conninfo(&self->pg, conninfo, sizeof conninfo);
+    lab_pg_conninfo(&self->pg, "127.0.0.1", conninfo, sizeof conninfo);
     fprintf(f, "postgres:\n  url: \"%s\"\n  data_dir: \"%s\"\n  bin_dir: \"%s\"\n", conninfo,
             self->pg.data_dir, lab->pg_bin_dir);
     if (lab->pg_run_as[0] != '\0')
@@ -254,11 +254,14 @@ static int init_replica(const struct lab *lab, const struct lab_region *primary,
         return -1;
     /* -R wrote primary_conninfo and primary_slot_name; later lines win, and this one names the
      * replica (application_name) in the primary's pg_stat_replication */
+    char via[32];
+    lab_via_host(lab, (unsigned)(r - lab->regions), (unsigned)(primary - lab->regions), via,
+                 sizeof via);
     snprintf(auto_conf, sizeof auto_conf, "%s/postgresql.auto.conf", r->pg.data_dir);
     snprintf(line, sizeof line,
-             "primary_conninfo = 'host=127.0.0.1 port=%u user=postgres application_name=%s'\n"
+             "primary_conninfo = 'host=%s port=%u user=postgres application_name=%s'\n"
              "primary_slot_name = '%s'\n",
-             primary->pg.port, r->name, slot);
+             via, primary->pg.port, r->name, slot);
     return append_file(auto_conf, line, "a");
 }
 

@@ -108,6 +108,18 @@ static void load_dns(struct lab_dns *d, json_t *o)
     copy_str(d->tsig_name, sizeof d->tsig_name, json_string_value(json_object_get(o, "tsig_name")));
 }
 
+static void load_proxy(struct lab_proxy *p, json_t *o)
+{
+    json_t *pid = json_object_get(o, "pid");
+    p->enabled = json_is_true(json_object_get(o, "enabled"));
+    p->wan = json_is_true(json_object_get(o, "wan"));
+    p->control_port = (unsigned)json_integer_value(json_object_get(o, "control_port"));
+    p->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
+    copy_str(p->dir, sizeof p->dir, json_string_value(json_object_get(o, "dir")));
+    copy_str(p->links, sizeof p->links, json_string_value(json_object_get(o, "links")));
+    copy_str(p->log, sizeof p->log, json_string_value(json_object_get(o, "log")));
+}
+
 static int load_region(struct lab_region *r, json_t *o)
 {
     json_t *pid = json_object_get(o, "pid");
@@ -163,6 +175,7 @@ int lab_load(struct lab *lab, const char *dir)
     copy_str(lab->svc_run_as, sizeof lab->svc_run_as,
              json_string_value(json_object_get(doc, "services_run_as")));
     load_dns(&lab->dns, json_object_get(doc, "dns"));
+    load_proxy(&lab->proxy, json_object_get(doc, "proxy"));
     json_t *regions = json_object_get(doc, "regions");
     int rc = json_is_array(regions) && json_array_size(regions) <= LAB_MAX_REGIONS ? 0 : -1;
     json_array_foreach(regions, i, o)
@@ -179,6 +192,13 @@ int lab_load(struct lab *lab, const char *dir)
                 path);
     json_decref(doc);
     return rc;
+}
+
+static json_t *proxy_json(const struct lab_proxy *p)
+{
+    return json_pack("{s:b, s:b, s:i, s:i, s:s, s:s, s:s}", "enabled", (int)p->enabled, "wan",
+                     (int)p->wan, "control_port", (json_int_t)p->control_port, "pid",
+                     (json_int_t)p->pid, "dir", p->dir, "links", p->links, "log", p->log);
 }
 
 static json_t *pg_json(const struct lab_pg *pg)
@@ -251,6 +271,7 @@ int lab_save(const struct lab *lab)
         json_object_set_new(doc, "services_run_as", json_string(lab->svc_run_as));
         json_object_set_new(doc, "dns",
                             lab->dns.mode != LAB_DNS_OFF ? dns_json(&lab->dns) : json_null());
+        json_object_set_new(doc, "proxy", proxy_json(&lab->proxy));
     }
     char *text = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);

@@ -14,7 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_lab  # noqa: E402
 from test_lab import get_json, wait_for  # noqa: E402
-from test_failover import pg_port, wait_adopted  # noqa: E402
+from test_failover import any_cluster, pg_port, wait_adopted  # noqa: E402
 
 PSQL = "/usr/lib/postgresql/15/bin/psql"
 
@@ -52,10 +52,18 @@ def test_fence_matches_cluster(lab):
           % (primary[0], doc["db_fence"]))
 
 
+def fault(lab, *args):
+    """`aragora-chaos fault ARGS --dir` (the lab's fault proxy, docs/chaos.md)."""
+    return subprocess.run([test_lab.CHAOS, "fault", *args, "--dir", lab.dir], check=True,
+                          capture_output=True, text=True, timeout=30).stdout
+
+
 def test_coordinator_killed_fence_closes(lab):
-    """SIGKILL the primary's coordinator while its PostgreSQL keeps running: writes are refused
-    within lease_ms (no renewal arrives), reads still work, and no write is acknowledged after the
-    first refusal."""
+    """SIGKILL the primary's coordinator while its PostgreSQL keeps running, and cut its region
+    off from the others (the fault proxy: Raft, API, replication and probes): writes to it are
+    refused within lease_ms (no renewal arrives), reads still work, a new primary is promoted on
+    the other side, and the old one never acknowledges another write - before, during or after
+    that promotion."""
     lab.up(postgres=True)
     lab.wait_leader()
     wait_adopted(lab)
@@ -65,8 +73,11 @@ def test_coordinator_killed_fence_closes(lab):
     assert sql(port, "CREATE TABLE it_fence (n int)")[0] == 0
     lab.chaos("kill", "us-east-2", "--what", "coordinator")
     t0 = time.monotonic()
+    print("  " + fault(lab, "set", "isolate us-east-2").strip())
     refused_at, acked_after, n = None, 0, 0
-    while time.monotonic() - t0 < 10:
+    survivors = ["eu-west-1", "ap-south-1"]
+    promoted = None
+    while time.monotonic() - t0 < 90:
         n += 1
         rc, _, err = sql(port, "INSERT INTO it_fence VALUES (%d)" % n)
         if rc != 0 and refused_at is None:
@@ -74,15 +85,28 @@ def test_coordinator_killed_fence_closes(lab):
             refused_at = time.monotonic() - t0
         elif rc == 0 and refused_at is not None:
             acked_after += 1
-        if refused_at is not None and time.monotonic() - t0 > refused_at + 2:
+        if promoted is None:
+            doc = any_cluster(lab, survivors)
+            if doc and doc["epoch"] > 1 and doc["primary"] in survivors and doc.get(
+                    "failover") and doc["failover"]["step"] == "done":
+                promoted = (doc["primary"], doc["epoch"], time.monotonic() - t0)
+        # keep writing to the old primary for 3 s after the new one is done
+        if promoted is not None and time.monotonic() - t0 > promoted[2] + 3:
             break
     assert refused_at is not None, "writes still accepted 10 s after the coordinator died"
     assert refused_at < 2.0 + 0.5, "refused only after %.2f s (lease 2 s)" % refused_at
+    assert promoted is not None, "no new primary promoted within 90 s of the cut"
     assert acked_after == 0, "%d writes acknowledged after the first refusal" % acked_after
     rc, out, _ = sql(port, "SELECT count(*) FROM it_fence")
     assert rc == 0, "reads must keep working"
-    print("  coordinator killed -> writes refused after %.0f ms (lease 2000 ms); reads work "
-          "(%s rows); 0 writes acknowledged after the first refusal" % (refused_at * 1000, out))
+    new_port = pg_port(lab, promoted[0])
+    rc, _, err = sql(new_port, "CREATE TABLE it_new_primary (n int)")
+    assert rc == 0, "the new primary must accept writes: %s" % err
+    print("  coordinator killed and region cut off -> writes refused after %.0f ms (lease "
+          "2000 ms); reads work (%s rows); %s promoted at epoch %d after %.1f s; 0 writes "
+          "acknowledged by the old primary after the first refusal (%d tried)"
+          % (refused_at * 1000, out, promoted[0], promoted[1], promoted[2], n))
+    fault(lab, "clear")
 
 
 def test_restarted_postgres_fenced_until_renewed(lab):

@@ -1,0 +1,78 @@
+/*
+ * The userspace fault proxy (`aragora-chaos proxy --dir DIR`, proxy.c) and its control API
+ * (proxy_http.c). Shared between those two files only; the lab and the runner talk to it over
+ * HTTP (docs/chaos.md "The fault layer").
+ */
+#ifndef AFC_CHAOS_PROXY_H
+#define AFC_CHAOS_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "chaos.h"
+
+#define PROXY_PATH_MAX 512
+#define PROXY_ADDR_MAX 64
+
+struct proxy;
+struct proxy_conn;
+
+/* One listener: connections from region `from` to `service` of region `to`. */
+struct proxy_link {
+    struct proxy *px;
+    unsigned from, to;
+    char service[CHAOS_NAME_MAX];
+    char listen[PROXY_ADDR_MAX], upstream[PROXY_ADDR_MAX];
+    struct sockaddr_storage listen_addr, upstream_addr;
+    uv_tcp_t server;
+    bool listening;
+    struct chaos_link_state st[2]; /* [0] from -> to (client to server), [1] to -> from */
+    struct proxy_conn *conns;      /* doubly linked */
+    unsigned n_conns;
+    uint64_t bytes;
+};
+
+struct proxy {
+    uv_loop_t *loop;
+    char dir[PROXY_PATH_MAX];
+    char control[PROXY_ADDR_MAX];
+    unsigned n_regions;
+    char region_names[CHAOS_MAX_REGIONS][CHAOS_NAME_MAX];
+    const char *regions[CHAOS_MAX_REGIONS];
+    struct chaos_faultset faults, profile;
+    char faults_text[CHAOS_TEXT_MAX], profile_text[CHAOS_TEXT_MAX];
+    uint64_t version;
+    int64_t since_us;
+    struct proxy_link *links;
+    unsigned n_links;
+    uint64_t rng;
+    uv_signal_t sigterm, sigint;
+    uv_tcp_t control_server;
+    bool control_open, stopping;
+};
+
+/* Replace the fault set (or the profile) with `text`, atomically: every link's state and every
+ * connection re-evaluated in this loop turn, faults.json rewritten, a faults.log line appended.
+ * Returns -1 with the parse reason in why (nothing changes then). */
+int proxy_set_faults(struct proxy *px, const char *text, char *why, size_t why_size);
+int proxy_set_profile(struct proxy *px, const char *text, char *why, size_t why_size);
+/* The GET /v1/faults body (a new reference). */
+json_t *proxy_state_json(const struct proxy *px);
+
+/* proxy_http.c: read DIR/chaos/links.json into px (regions, control, links; the profile as raw
+ * text in px->profile_text). Prints "FILE: key \"K\": reason" and returns -1 on error. */
+int proxy_load_config(struct proxy *px);
+/* "A.B.C.D:PORT" into an IPv4 address; -1 when malformed. */
+int proxy_parse_addr(const char *text, struct sockaddr_storage *out);
+
+/* proxy_http.c: the control API on px->control. Returns -1 with a message printed. */
+int proxy_http_start(struct proxy *px);
+void proxy_http_stop(struct proxy *px);
+
+/* faultspec.c (pure): the WAN profile text (also in chaos.h). */
+int chaos_wan_profile(const char *const *regions, unsigned n, char *out, size_t size);
+
+#endif
