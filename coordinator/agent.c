@@ -417,6 +417,7 @@ static void decide_config(const struct afc_daemon *d, struct afc_decide_config *
     c->max_lag_bytes = d->cfg.max_lag_bytes;
     c->cooldown_ms = d->cfg.failover_cooldown_ms;
     c->sync_mode = d->cfg.repl_mode == AFC_REPL_SYNC;
+    c->db_fence = d->cfg.pg_fence;
     c->n_members = s->n_members;
     for (unsigned i = 0; i < s->n_members && i < AFC_MAX_MEMBERS; i++) {
         c->priority[i] = 100;

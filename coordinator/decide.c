@@ -345,8 +345,9 @@ static void decide_adopt(const struct afc_decide_input *in, struct afc_decision 
 
 /* ---- failover detection (§4.2, §4.4, §5) ---- */
 
-static bool pred_failed_by_quorum(const struct afc_state *s, struct afc_decision *d)
+static bool pred_failed_by_quorum(const struct afc_decide_input *in, struct afc_decision *d)
 {
+    const struct afc_state *s = in->state;
     int p = member_index(s, s->primary);
     if (p < 0) {
         return add_pred(d, "primary-failed-by-quorum", true,
@@ -354,6 +355,11 @@ static bool pred_failed_by_quorum(const struct afc_state *s, struct afc_decision
     }
     if (s->obs[p][p].valid && s->obs[p][p].local_dead) {
         return add_pred(d, "primary-failed-by-quorum", true, "%s's own coordinator reports it dead",
+                        s->primary);
+    }
+    if (in->cfg->db_fence && p < 9 && in->coordinator_lost[p]) {
+        return add_pred(d, "primary-failed-by-quorum", true,
+                        "%s's coordinator is lost; its database fence closes with the lease",
                         s->primary);
     }
     unsigned down = 0;
@@ -435,7 +441,7 @@ static void decide_failover(const struct afc_decide_input *in, struct afc_decisi
                  f->epoch, afc_fo_step_name(f->step));
     }
     unsigned failed_at = d->n_predicates;
-    ok = pred_failed_by_quorum(s, d) & ok;
+    ok = pred_failed_by_quorum(in, d) & ok;
     ok = pred_lease_expired(in, d) & ok;
     ok = pred_cooldown(in, d) & ok;
     int c = pred_candidate(s, in->cfg, d);

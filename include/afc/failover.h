@@ -138,6 +138,13 @@ struct afc_decide_config {
     /* replication.mode: sync. While the committed set (state.sync) is active, only its members
      * are candidates, and every one of them must be there to be compared (below). */
     bool sync_mode;
+    /* postgres.fence (docs/fencing.md), which must be the same on every node: every primary's
+     * PostgreSQL refuses to commit once its lease has run out, whether or not its coordinator
+     * is alive. Then a primary whose coordinator this leader has lost (coordinator_lost) counts
+     * as failed once the lease has expired, even while its PostgreSQL still answers probes: it
+     * can no longer commit, so promoting another region is safe, and it is the only way writes
+     * resume (a frozen, crashed or OOM-killed coordinator beside a running PostgreSQL). */
+    bool db_fence;
 };
 
 struct afc_decide_input {
@@ -171,7 +178,8 @@ struct afc_decision {
  * Decide what the leader should do now. Never acts; fills *out. Predicates are listed in order
  * (all of them, even after the first failure, so /v1/decision shows every value):
  *   leader-ready, not-paused, no-failover-in-progress, primary-failed-by-quorum (a majority of
- *   observers report the primary unhealthy, or its own coordinator reports local_dead),
+ *   observers report the primary unhealthy, or its own coordinator reports local_dead, or - with
+ *   cfg->db_fence - the leader has lost the primary's coordinator),
  *   lease-expired (now >= lease base + lease_ms + margin_ms, base = lease_applied_ms or, if 0,
  *   ready_since_ms), cooldown-elapsed, candidate-available.
  */

@@ -130,6 +130,35 @@ static void test_detection(void)
     }
 }
 
+/* postgres.fence: a primary whose coordinator the leader has lost counts as failed once the lease
+ * has expired, though every observer still sees its PostgreSQL healthy (it can no longer commit);
+ * without the fence that would be split-brain, so it never counts alone. */
+static void test_lost_coordinator_with_db_fence(void)
+{
+    static struct afc_state s;
+    struct afc_decide_config c = cfg3();
+    healthy_cluster(&s);
+    struct afc_decide_input in = {&s, &c, true, 10000, 7000, 1000, 0, {false}};
+    in.coordinator_lost[0] = true;
+    struct afc_decision d;
+    afc_decide(&in, &d); /* no fence: the healthy-looking primary is left alone */
+    CHECK_EQ_INT(d.action, AFC_ACT_NONE);
+    CHECK_EQ_STR(d.blocking, "primary-failed-by-quorum");
+    CHECK_CONTAINS(pred(&d, "primary-failed-by-quorum")->value, "0 of 3");
+    c.db_fence = true;
+    afc_decide(&in, &d);
+    CHECK_EQ_INT(d.action, AFC_ACT_BEGIN_FAILOVER);
+    CHECK_EQ_STR(d.to, "eu-west-1");
+    CHECK_CONTAINS(d.reason, "us-east-2's coordinator is lost");
+    in.now_ms = 8000; /* the fence closes with the lease: not before */
+    afc_decide(&in, &d);
+    CHECK_EQ_STR(d.blocking, "lease-expired");
+    in.now_ms = 10000; /* its coordinator heard again: nothing is wrong */
+    in.coordinator_lost[0] = false;
+    afc_decide(&in, &d);
+    CHECK_EQ_INT(d.action, AFC_ACT_NONE);
+}
+
 static void test_all_predicates_listed(void)
 {
     static struct afc_state s;
@@ -736,6 +765,7 @@ int main(void)
 {
     TEST_RUN(test_detection);
     TEST_RUN(test_all_predicates_listed);
+    TEST_RUN(test_lost_coordinator_with_db_fence);
     TEST_RUN(test_after_abort);
     TEST_RUN(test_candidates);
     TEST_RUN(test_no_candidate_blocks);
