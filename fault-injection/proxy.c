@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -771,6 +772,9 @@ int chaos_proxy_main(int argc, char **argv)
     struct proxy *px = calloc(1, sizeof *px);
     if (px == NULL)
         return 1;
+    /* a peer that went away must cost one connection, not the process: writes to a closed
+     * socket then fail with EPIPE instead of killing the proxy */
+    signal(SIGPIPE, SIG_IGN);
     int rc = parse_args(argc, argv, px);
     if (rc == 0)
         rc = run(px);

@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -546,9 +547,36 @@ def case_bad_config(lab):
     lab.start()  # and the good file still works
 
 
+def case_peer_vanishes(lab):
+    """Either end of a link dies (a killed region) while bytes are in flight: the proxy then
+    writes to a socket whose peer is gone. That costs the connection, never the proxy (a
+    SIGPIPE once killed it, and with it every cross-region link of the lab)."""
+    for _ in range(5):  # the client vanishes while its 4 MiB come back from the echo service
+        c = lab.connect()
+        c.sendall(b"y" * (4 << 20))
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()  # RST, as a killed process's sockets do
+    c = lab.connect()
+    echo_rtt(c)
+    for conn, _ in list(lab.up.conns):  # now the service vanishes under a sending client
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    lab.up.stop()
+    deadline = time.monotonic() + 10
+    broken = False
+    while time.monotonic() < deadline and not broken:
+        try:
+            c.sendall(b"x" * 4096)
+        except OSError:
+            broken = True  # the proxy closed our side too
+        assert lab.proc.poll() is None, "the proxy died (exit %s)" % lab.proc.returncode
+    assert broken, "the client's connection outlived its upstream by 10 s"
+    assert lab.proc.poll() is None, "the proxy died (exit %s)" % lab.proc.returncode
+    assert lab.api("GET", "/v1/health")[0] == 200
+
+
 CASES = ["passthrough", "delay", "loss", "one_way_cut", "partition_defers_connect", "reset",
          "blackhole", "rate_limit", "control_api_errors", "restart_restores", "faults_log",
-         "cli_round_trip", "bad_config"]
+         "cli_round_trip", "bad_config", "peer_vanishes"]
 
 
 def main():
