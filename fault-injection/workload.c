@@ -140,11 +140,23 @@ static void record_fail(struct target *t, const char *fmt, ...)
 }
 
 /* The write in flight is over: record it (with `result`/`error` unless a result came already). */
+static void end_write(struct target *t)
+{
+    t->in_flight = t->have_result = t->flushing = false;
+    record_op(t, &t->op);
+    workload_maybe_finish(t->w);
+}
+
+/* The exchange ended abnormally (the connection broke, no answer in time): `result` unless an
+ * error result already said "not committed". A write whose INSERT completed but whose commit was
+ * never confirmed (the connection broke before ReadyForQuery: a fast shutdown cancelling a
+ * synchronous-replication wait says "committed locally, might not have been replicated") is
+ * unknown, never ok. */
 static void finish_write(struct target *t, enum chaos_result result, const char *error)
 {
     if (!t->in_flight)
         return;
-    if (!t->have_result) {
+    if (!t->have_result || t->op.result == CHAOS_OK) {
         t->op.result = result;
         t->op.end_us = wall_us();
         snprintf(t->op.error, sizeof t->op.error, "%s", error);
@@ -315,8 +327,11 @@ static void conn_read(struct target *t)
 {
     while (t->conn != NULL && !PQisBusy(t->conn)) {
         PGresult *res = PQgetResult(t->conn);
-        if (res == NULL) {
-            finish_write(t, CHAOS_UNKNOWN, "no result");
+        if (res == NULL) { /* ReadyForQuery: the exchange is over, its outcome final */
+            if (!t->have_result)
+                finish_write(t, CHAOS_UNKNOWN, "no result");
+            else if (t->in_flight)
+                end_write(t);
             return;
         }
         /* An implicit transaction commits at Sync, after the INSERT's CommandComplete: an

@@ -3,7 +3,8 @@
 #   1. install the Debian packages the build needs (scripts/deps.sh; as root)
 #   2. check formatting: clang-format --dry-run -Werror over every *.c and *.h
 #   3. build in ./build with -Dwerror=true -Dfault_points=true (a test build: --version must say
-#      "(fault points)") and run the unit, consensus and integration suites
+#      "(fault points)") and run the unit, consensus and integration suites, then the chaos
+#      suite (docs/chaos.md: one scenario per test, about 10 minutes)
 #   4. build in ./build-asan with ASan+UBSan and run the unit and consensus suites
 # Every step runs even if an earlier check failed; the exit status is non-zero if any failed.
 # ARAGORA_SKIP_ASAN=1 skips step 4.
@@ -30,7 +31,7 @@ setup() {
 }
 
 # The closing count must describe this run only.
-rm -f build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+rm -f build/meson-logs/testlog.json build/meson-logs/chaoslog.json build-asan/meson-logs/testlog.json
 
 step "format (clang-format --dry-run -Werror)"
 mapfile -t sources < <(find . \( -path ./build -o -path './build-*' -o -path ./.git \) -prune -o \
@@ -49,6 +50,10 @@ if setup build -Dwerror=true -Dfault_points=true && ninja -C build &&
     step "tests: unit, consensus, integration"
     meson test -C build --print-errorlogs --suite unit --suite consensus --suite integration ||
         failed+=("tests")
+    # The chaos scenarios (docs/chaos.md): each runs a lab, a workload and its faults, then
+    # asserts its checkers; a separate run so that their logs are easy to find.
+    step "tests: chaos scenarios"
+    meson test -C build --print-errorlogs --suite chaos --logbase chaoslog || failed+=("chaos")
 else
     failed+=("build")
 fi
@@ -85,8 +90,9 @@ print("%d passed, %d failed" % (passed, failed))
 PY
 }
 logs=()
-for d in build build-asan; do
-    [ -f "$d/meson-logs/testlog.json" ] && logs+=("$d/meson-logs/testlog.json")
+for f in build/meson-logs/testlog.json build/meson-logs/chaoslog.json \
+    build-asan/meson-logs/testlog.json; do
+    [ -f "$f" ] && logs+=("$f")
 done
 
 if [ ${#failed[@]} -gt 0 ]; then

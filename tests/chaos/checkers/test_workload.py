@@ -189,6 +189,25 @@ def phase2(lab, ports, primary, work):
     return ops, u
 
 
+def phase3(ports, primary, work):
+    """The in-database fence refuses the commit: the error comes after the INSERT's
+    CommandComplete (the commit runs at Sync), and the write must be recorded as failed, never ok.
+    The fence is closed for the current epoch by hand; the coordinator's renewals of that epoch
+    are refused from then on (ZF001), so it stays closed."""
+    psql(ports[primary], "SELECT aragora.fence_close((SELECT epoch FROM aragora.fence_state()))")
+    out = os.path.join(work, "history3.jsonl")
+    p = run([CHAOS, "workload", "--target", "fenced=%s" % conninfo(ports[primary]),
+             "--out", out, "--interval-ms", "20", "--duration-ms", "1500"], 30)
+    assert p.returncode == 0, p.stderr
+    ops = read_jsonl(out)
+    assert len(ops) >= 10, ops
+    bad = [o for o in ops if o["result"] != "fail" or not o["error"].startswith("25006")]
+    assert not bad, "a commit refused by the fence was not recorded as fail: %s" % bad[:3]
+    rows = read_back(ports[primary], os.path.join(work, "rows3.jsonl"))
+    assert not [o for o in ops if (o["region"], o["seq"]) in rows], "a refused write is there"
+    return ops[0]["error"]
+
+
 def test_workload():
     lab = Lab()
     work = tempfile.mkdtemp(prefix="aragora-workload-out-")
@@ -218,6 +237,8 @@ def test_workload():
         else:  # the coordinators failed over during the freeze: asynchronous, a few may be lost
             print("  note: failover to %s during the freeze; %d ok writes not on it"
                   % (now_primary[0], len(missing)))
+        err = phase3(ports, now_primary[0], work)
+        print("  phase 3: the fence refused every commit, each recorded as fail: %s" % err)
         bad = run([CHAOS, "workload", "--readback", conninfo(ports[primary]) + " dbname=nope",
                    "--out", os.path.join(work, "bad.jsonl")], check=False)
         assert bad.returncode == 1 and "read-back" in bad.stderr, bad.stderr
