@@ -1,8 +1,8 @@
 /*
  * The harness's shared types (ARCHITECTURE.md §10, docs/chaos.md): the fault vocabulary and the
  * link state it implies (faultspec.c, pure), the nemesis shapes (nemesis.c, pure), a scenario
- * (scenario.c: YAML), what a run records (history, events, samples) and what the checkers
- * (checkers.c, pure) and the report (report_out.c) make of it.
+ * (scenario.c, scenario_steps.c: YAML), what a run records (history, events, samples) and what the
+ * checkers (checkers.c, pure) and the report (report_out.c, report_svg.c) make of it.
  *
  * Times: every recorded time is wall-clock microseconds since the Unix epoch (CLOCK_REALTIME).
  * The whole lab runs on one machine, so the workload's, the proxy's, the runner's and the
@@ -252,6 +252,8 @@ enum chaos_step_kind {
     CHAOS_STEP_DNS,         /* dns: down|up|429 (the PowerDNS API through the lab) */
     CHAOS_STEP_WAIT,        /* wait: failover-decided|failover-promoted|failover-done|settled,
                                timeout: 90s -- the run fails if it times out */
+    CHAOS_STEP_SWITCHOVER,  /* switchover: true, target: T -- a planned switchover to T
+                               (POST /v1/switchover, as an operator would) */
 };
 
 /* Whom a step acts on, resolved when the step runs (the primary and the leader move). */

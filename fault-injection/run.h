@@ -62,6 +62,7 @@ struct run_ctx {
     uint64_t epoch_before;
     /* open intervals: index into rec.intervals, -1 none */
     long net_iv;
+    long switchover_iv; /* from a switchover step until the next wait step completes */
     long proc_iv[LAB_MAX_REGIONS][RUN_WHATS];
     bool frozen[LAB_MAX_REGIONS][RUN_WHATS];
     char schedule_error[512]; /* "" = the schedule ran as written */

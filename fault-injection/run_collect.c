@@ -481,6 +481,7 @@ static void final_redis(struct run_ctx *x, unsigned i)
 
 void run_collect_finals(struct run_ctx *x)
 {
+    bool alive[LAB_MAX_REGIONS] = {false};
     for (unsigned i = 0; i < x->lab.n_regions; i++) {
         char source[48];
         struct view v;
@@ -489,14 +490,17 @@ void run_collect_finals(struct run_ctx *x)
         struct chaos_final_view *f = add_final(x, source);
         if (f == NULL || !v.answered)
             continue;
-        f->answered = true;
+        f->answered = alive[i] = true;
         f->primary = v.primary;
         f->epoch = v.epoch;
     }
     if (x->lab.dns.mode != LAB_DNS_OFF)
         final_dns(x);
+    /* A region's Redis hears only from its own coordinator: while that one is down (a killed
+     * region the scenario did not restart) its Redis keeps what it last had, by design. */
     for (unsigned i = 0; x->lab.redis && i < x->lab.n_regions; i++)
-        final_redis(x, i);
+        if (alive[i])
+            final_redis(x, i);
 }
 
 /* ---- intervals ---- */

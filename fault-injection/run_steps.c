@@ -287,6 +287,38 @@ static int step_fault_point(struct run_ctx *x, unsigned k)
     return 0;
 }
 
+/* A planned switchover, as an operator asks for it: any coordinator forwards it to the leader. */
+static int step_switchover(struct run_ctx *x, unsigned k)
+{
+    const struct chaos_step *s = &x->sc.steps[k];
+    const char *tl;
+    char url[256], body[96], *answer = NULL;
+    int r = resolve_target(x, s, &tl);
+    if (r < 0)
+        return step_error(x, k, "no %s to switch over to", tl);
+    snprintf(body, sizeof body, "{\"to\":\"%s\"}", x->names[r]);
+    long status = -1;
+    for (unsigned i = 0; i < x->lab.n_regions && status != 200; i++) {
+        free(answer);
+        snprintf(url, sizeof url, "%s/v1/switchover", x->lab.regions[i].api_url);
+        status = run_http("POST", url, x->token, body, 10000, &answer);
+    }
+    if (status != 200) {
+        char why[200];
+        snprintf(why, sizeof why, "%.180s", answer != NULL ? answer : "no coordinator answered");
+        free(answer);
+        return step_error(x, k, "the switchover was refused (%ld): %s", status, why);
+    }
+    free(answer);
+    char label[96];
+    snprintf(label, sizeof label, "switchover to %s (%s)", x->names[r], tl);
+    run_end_interval(x, &x->switchover_iv);
+    x->switchover_iv = run_add_interval(x, label, s->failure);
+    printf("  t+%6.1fs  %s\n", (double)(run_now_us() - x->t0_us) / 1e6, label);
+    fflush(stdout);
+    return 0;
+}
+
 static int step_dns(struct run_ctx *x, unsigned k)
 {
     const struct chaos_step *s = &x->sc.steps[k];
@@ -357,6 +389,7 @@ static int step_wait(struct run_ctx *x, unsigned k)
     double waited = (double)(run_now_us() - start) / 1e6;
     if (run_now_us() >= deadline)
         return step_error(x, k, "%s did not happen in time", s->what);
+    run_end_interval(x, &x->switchover_iv);
     printf("  t+%6.1fs  %s (after %.1f s)\n", (double)(run_now_us() - x->t0_us) / 1e6, s->what,
            waited);
     fflush(stdout);
@@ -390,6 +423,8 @@ int run_step(struct run_ctx *x, unsigned k)
         return step_dns(x, k);
     case CHAOS_STEP_WAIT:
         return step_wait(x, k);
+    case CHAOS_STEP_SWITCHOVER:
+        return step_switchover(x, k);
     }
     return step_error(x, k, "%s", "unknown step");
 }
