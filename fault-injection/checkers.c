@@ -17,8 +17,10 @@
  *                 the last acknowledged writes on a failover). SKIPPED when the read-back failed.
  * split-brain     (a) An ok write a of region A that began after an ok write b of another region B
  *                 had been acknowledged (b.end_us < a.start_us) while A had not been authorized in
- *                 between (none in (b.start_us, a.end_us)): A accepted a write after B had
- *                 accepted one, without being made primary again. (b) An ok write a of region A
+ *                 between (none in (b.start_us, a.end_us)), although A had written in that
+ *                 same tenure before b began: A, then B, then A again, without A being made
+ *                 primary again (a planned handover, where the new primary is authorized before
+ *                 the old one stops writing, is not one). (b) An ok write a of region A
  *                 that began after another region B was promoted (CHAOS_EV_PROMOTED: B ran
  *                 pg_promote) with no authorization of A in (promoted.t_us, a.start_us): the old
  *                 primary acknowledged a write begun after the new one took over. value = the
@@ -388,16 +390,24 @@ static void keep_first(const struct chaos_record *rec, struct violations *vs,
         vs->first[k] = *v;
 }
 
-/* Rule (a) for the acknowledged write a of region ra: a write of another region acknowledged
- * before a began, begun at or after A's last authorization before a ended. */
+/* Rule (a) for the acknowledged write a of region ra: a write b of another region acknowledged
+ * before a began, begun at or after A's last authorization before a ended, while A had already
+ * written in that same tenure before b began (A, then B, then A again). The last condition keeps a
+ * planned handover legal: there the new primary is authorized (decided) before the old one has
+ * stopped, so the old one's last writes follow the authorization, but precede every write of the
+ * new one. A region has one write in flight at a time, so its writes ordered by end are also
+ * ordered by start. */
 static bool rule_a(const struct index *ix, unsigned ra, const struct ok_op *a, struct violation *v)
 {
     int64_t auth = last_below(&ix->auth, ra, a->end);
+    const struct ok_op *first = first_ending_after(ix, ra, auth);
+    if (first == NULL || first->start < auth)
+        return false;
     for (unsigned rb = 0; rb < ix->n_regions; rb++) {
         if (rb == ra)
             continue;
         const struct ok_op *b = latest_started_ending_before(ix, rb, a->start);
-        if (b != NULL && b->start >= auth) {
+        if (b != NULL && b->start >= auth && first->end < b->start) {
             *v = (struct violation){.op = a->idx, .rule = 'a', .other = b->idx};
             return true;
         }

@@ -297,13 +297,15 @@ static int step_switchover(struct run_ctx *x, unsigned k)
     if (r < 0)
         return step_error(x, k, "no %s to switch over to", tl);
     snprintf(body, sizeof body, "{\"to\":\"%s\"}", x->names[r]);
-    long status = -1;
-    for (unsigned i = 0; i < x->lab.n_regions && status != 200; i++) {
+    long status = 0;
+    int64_t asked = run_now_us(); /* the decision commits before the answer comes back */
+    /* the first coordinator that answers at all decides (any one forwards to the leader) */
+    for (unsigned i = 0; i < x->lab.n_regions && status == 0; i++) {
         free(answer);
         snprintf(url, sizeof url, "%s/v1/switchover", x->lab.regions[i].api_url);
         status = run_http("POST", url, x->token, body, 10000, &answer);
     }
-    if (status != 200) {
+    if (status < 200 || status > 299) {
         char why[200];
         snprintf(why, sizeof why, "%.180s", answer != NULL ? answer : "no coordinator answered");
         free(answer);
@@ -314,6 +316,8 @@ static int step_switchover(struct run_ctx *x, unsigned k)
     snprintf(label, sizeof label, "switchover to %s (%s)", x->names[r], tl);
     run_end_interval(x, &x->switchover_iv);
     x->switchover_iv = run_add_interval(x, label, s->failure);
+    if (x->switchover_iv >= 0)
+        x->rec.intervals[x->switchover_iv].start_us = asked;
     printf("  t+%6.1fs  %s\n", (double)(run_now_us() - x->t0_us) / 1e6, label);
     fflush(stdout);
     return 0;

@@ -197,6 +197,7 @@ CASE(readback_failed)
 CASE(split_brain_a)
 CASE(split_brain_b)
 CASE(switchback)
+CASE(handover)
 CASE(rto_over_bound)
 CASE(failover_expected_none)
 CASE(false_failover)
@@ -438,6 +439,7 @@ int main(int argc, char **argv)
     TEST_RUN(split_brain_a);
     TEST_RUN(split_brain_b);
     TEST_RUN(switchback);
+    TEST_RUN(handover);
     TEST_RUN(rto_over_bound);
     TEST_RUN(failover_expected_none);
     TEST_RUN(false_failover);

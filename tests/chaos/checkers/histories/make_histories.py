@@ -101,9 +101,16 @@ def split_brain_count(ops, events):
     def authorized(region, lo, hi):
         return any(e["region"] == region and lo < e["t_us"] < hi for e in auth)
 
-    def rule_a(a):
+    def last_auth(region, before):
+        return max([e["t_us"] for e in auth if e["region"] == region and e["t_us"] < before],
+                   default=float("-inf"))
+
+    def rule_a(a):  # A, then B, then A again, all in A's one tenure
+        since = last_auth(a["region"], a["end_us"])
         return any(b["region"] != a["region"] and b["end_us"] < a["start_us"] and
-                   not authorized(a["region"], b["start_us"], a["end_us"]) for b in ok)
+                   not authorized(a["region"], b["start_us"], a["end_us"]) and
+                   any(p["region"] == a["region"] and p["start_us"] >= since and
+                       p["end_us"] < b["start_us"] for p in ok) for b in ok)
 
     def rule_b(a):
         return any(p["region"] != a["region"] and a["start_us"] > p["t_us"] and
@@ -275,6 +282,30 @@ def switchback():
          detail={"rto": "freeze region eu-west-1"})
 
 
+def handover():
+    """A planned switchover: eu-west-1 is authorized (decided) at 3000 ms while us-east-2 still
+    writes until it is stopped at 3300 ms; eu-west-1 is promoted at 3500 ms and writes from then
+    on. The old primary's last writes follow the new one's authorization but precede all of its
+    writes: no split brain."""
+    def old(t):
+        return ("ok", 3, "") if t < 3300 else ("fail", 1, RO)
+    def new(t):
+        return ("ok", 3, "") if t >= 3550 else ("fail", 1, RO)
+    ops = ops_for("us-east-2", old) + ops_for("eu-west-1", new) + ops_for("ap-south-1", replica)
+    write_jsonl("handover.history.jsonl", ops)
+    write_jsonl("handover.rows.jsonl", rows_of(ops))
+    events = [ev("decided", 3000, "eu-west-1", 2, "us-east-2"),
+              ev("node-promoted-here", 3450, "eu-west-1", 2),
+              ev("promoted", 3500, "eu-west-1", 2, "us-east-2"),
+              ev("done", 3800, "eu-west-1", 2, "us-east-2")]
+    iv = [{"start_us": T0 + 3000 * MS, "end_us": T0 + 3800 * MS,
+           "label": "switchover to eu-west-1", "failure": True}]
+    assert split_brain_count(ops, events) == 0
+    case("handover", "a planned switchover: the old primary writes after the decision, before "
+         "the new one's first write", "handover.history.jsonl", "handover.rows.jsonl", events, iv,
+         finals("eu-west-1", 2), EXPECT, {}, value={"split-brain": 0})
+
+
 def no_ack():
     def broken(t):
         return ("fail", 1, '42P01 relation "chaos_writes" does not exist')
@@ -294,4 +325,5 @@ if __name__ == "__main__":
     split_brain_a()
     split_brain_b()
     switchback()
+    handover()
     no_ack()
