@@ -341,8 +341,12 @@ static const struct bad_case bad_cases[] = {
      SRC ":17: raft: unknown key 'election_timeout'; expected one of: election_timeout_ms, "
          "heartbeat_timeout_ms, snapshot_threshold, snapshot_trailing, digest_interval_ms, bind"},
     {"unknown member key", TOP M1 "    zone: a\n",
-     SRC ":8: members[0]: unknown key 'zone'; expected one of: name, id, raft, api, postgres, "
+     SRC ":8: members[0]: unknown key 'zone'; expected one of: name, id, raft, raft_dial, api, "
+         "postgres, "
          "priority, nofailover, address"},
+    {"raft_dial not an address", TOP M1 "    raft_dial: proxy.example:7001\n",
+     SRC ":8: members[0].raft_dial: expected an IPv4 address and port like 10.0.1.5:7001 "
+         "(libraft accepts no host names), got 'proxy.example:7001'"},
     {"wrong type", BASE "raft:\n  election_timeout_ms: fast\n",
      SRC ":17: raft.election_timeout_ms: expected an integer from 10 to 600000, got 'fast'"},
     {"negative", BASE "raft:\n  snapshot_threshold: -1\n",

@@ -193,6 +193,17 @@ static void test_good_texts(void)
     CHECK(sc.steps[0].failure);
     CHECK_EQ_INT(sc.steps[1].target, CHAOS_TARGET_LAST);
     CHECK(!sc.steps[1].failure);
+
+    /* a planned switchover, counted as the failure; a wait names its whole event */
+    REQUIRE(load_text("name: c\nduration: 5s\nsteps:\n"
+                      "  - switchover: true\n    target: replica\n    failure: true\n"
+                      "  - wait: failover-promoted\n    timeout: 30s\n",
+                      path, sizeof path, &sc, why, sizeof why) == 0);
+    CHECK_EQ_INT(sc.steps[0].kind, CHAOS_STEP_SWITCHOVER);
+    CHECK_EQ_INT(sc.steps[0].target, CHAOS_TARGET_REPLICA);
+    CHECK(sc.steps[0].failure);
+    CHECK_EQ_STR(sc.steps[1].what, "failover-promoted");
+    CHECK_EQ_STR(chaos_step_kind_name(CHAOS_STEP_SWITCHOVER), "switchover");
 }
 
 struct bad_case {
@@ -219,7 +230,7 @@ static const struct bad_case bad_cases[] = {
      "has exactly one"},
     {"name: x\nduration: 30s\nsteps:\n  - at: 5s\n",
      "4: steps[0]: expected one action key (nemesis, fault, heal, kill, freeze, thaw, restart, "
-     "flap, fault_point, dns, wait), got none"},
+     "flap, fault_point, dns, wait, switchover), got none"},
     /* missing parameters */
     {"name: x\nduration: 30s\nsteps:\n  - wait: failover-done\n",
      "4: steps[0].wait: missing required key \"timeout\""},
