@@ -267,7 +267,7 @@ def test_leader_elected(lab):
     assert json.loads(p.stdout)["node"]["region"] == leader, p.stdout
     print("  aragoractl skipped the frozen %s after %.1f s" % (follower, took))
     p = lab.chaos("status")
-    assert p.stdout.count(" alive ") == 3, p.stdout
+    assert p.stdout.count(" alive ") == 4, p.stdout  # three coordinators and the fault proxy
 
 
 def test_leader_failover(lab):
