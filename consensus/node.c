@@ -819,6 +819,11 @@ uint64_t afc_node_applied_index(const struct afc_node *n)
     return n->raft.last_applied;
 }
 
+uint64_t afc_node_last_index(const struct afc_node *n)
+{
+    return raft_last_index((struct raft *)&n->raft);
+}
+
 uint64_t afc_node_leader_changes(const struct afc_node *n)
 {
     return n->lead.leader_changes;

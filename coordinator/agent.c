@@ -65,6 +65,7 @@ struct afc_agent {
     uint64_t lease_valid_until_ms;
     uint64_t lease_seq_seen;
     afc_epoch lease_epoch;
+    uint64_t start_last_index; /* the last index of this node's log when this run started */
     /* fencing */
     bool fence_running;
     afc_epoch fenced_epoch;
@@ -214,6 +215,13 @@ static void notice_authorization(struct afc_agent *a)
     }
     const struct afc_config *c = &a->d->cfg;
     a->lease_epoch = s->epoch;
+    if (s->applied_index <= a->start_last_index) {
+        /* replayed from this node's own log: not an authorization this run saw happen (§5: a
+         * coordinator that restarts holds no lease, and its database's fence stays closed,
+         * until a renewal it sent itself has been applied) */
+        a->next_renew_ms = now_ms(a);
+        return;
+    }
     a->lease_valid_until_ms =
         now_ms(a) + c->lease_ms - (c->margin_ms < c->lease_ms ? c->margin_ms : 0);
     a->next_renew_ms = now_ms(a);
@@ -677,6 +685,10 @@ int afc_agent_start(struct afc_daemon *d, struct afc_err *err)
      * A primary found running is fenced until a renewal sent by this run has been applied. */
     a->lease_valid_until_ms = 0;
     a->lease_epoch = afc_node_state(&d->node)->epoch;
+    /* The same for an authorization the node applies later but that its log already held: a
+     * restarted follower applies its own old entries as soon as it learns the commit index, and
+     * only then fetches the newer ones (a failover, perhaps) - one round trip of stale state. */
+    a->start_last_index = afc_node_last_index(&d->node);
     a->renew_seq = (uint64_t)afc_wall_now_ms(); /* never reuse a previous run's sequence numbers */
     a->obs_seq = a->renew_seq;
     d->agent = a;

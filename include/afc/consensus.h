@@ -198,6 +198,8 @@ afc_node_raft_state_name(int state); /* "follower", "candidate", "leader", "unav
 uint64_t afc_node_term(const struct afc_node *n);
 uint64_t afc_node_commit_index(const struct afc_node *n);
 uint64_t afc_node_applied_index(const struct afc_node *n);
+/* The index of the last entry in this node's log (appended, not necessarily committed). */
+uint64_t afc_node_last_index(const struct afc_node *n);
 uint64_t afc_node_leader_changes(const struct afc_node *n);
 /* On the leader: true if member `id`'s coordinator sent us something within the last election
  * timeout (raft's check-quorum bookkeeping). Also true for ourselves, and everywhere but on the

@@ -106,9 +106,23 @@ def test_kill_primary_region(lab):
         timeout=30)
     # The old region returns: its coordinator fences the old primary and rejoins it as a replica.
     t1 = time.monotonic()
+    pg_log = lab.region("us-east-2")["postgres"]["log"]
+    before = os.path.getsize(pg_log)
+    # What the others send it is slowed down (the fault proxy, docs/chaos.md), as across real
+    # regions: a restarted node learns the commit index, applies its own old entries, and only a
+    # round trip later has the newer ones.
+    test_lab.run([test_lab.CHAOS, "fault", "set", "* -> us-east-2 delay 300ms", "--dir", lab.dir],
+                 timeout=30)
     lab.chaos("restart", "us-east-2", "--what", "region")
     lab.reload()
     wait_replica_of(lab, "us-east-2", new, 2, timeout=90)
+    test_lab.run([test_lab.CHAOS, "fault", "clear", "--dir", lab.dir], timeout=30)
+    # Its coordinator replays its own log (epoch 1, itself primary) before it fetches the
+    # failover: that stale authorization must not open the restarted database's fence.
+    with open(pg_log, errors="replace") as fh:
+        fh.seek(before)
+        opened = [line for line in fh if "aragora fence: opened" in line]
+    assert not opened, "the restarted old primary's fence was opened: %s" % opened
     print("  old primary back -> rejoined as a replica of %s on timeline 2: %.0f ms"
           % (new, (time.monotonic() - t1) * 1000))
     rows_new = psql_value(pg_port(lab, new), "SELECT count(*) FROM it_writes")
