@@ -274,9 +274,13 @@ static const struct chaos_event *last_authorization(const struct chaos_record *r
     return best;
 }
 
+/* The primary when a failure began at t. The replicated history's times have millisecond
+ * resolution (the proposer's wall clock, truncated): a decision the failure itself caused (a
+ * switchover asked for at t) can carry a time up to 1 ms before t, so only authorizations more
+ * than 1 ms before t count as before it. */
 static int primary_before(const struct chaos_record *rec, int64_t t)
 {
-    const struct chaos_event *e = last_authorization(rec, t);
+    const struct chaos_event *e = last_authorization(rec, t - 1000);
     return e != NULL ? (int)e->region : rec->initial_primary;
 }
 

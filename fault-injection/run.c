@@ -155,18 +155,9 @@ static int start_workload(struct run_ctx *x)
         argv[n++] = tail[i];
     argv[n] = NULL;
     unlink(ready);
-    pid_t pid = fork();
+    pid_t pid = run_spawn(x, argv, log);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(x->self, (char *const *)argv);
-        _exit(127);
-    }
     x->workload = pid;
     int64_t deadline = run_now_us() + READY_TIMEOUT_MS * 1000LL;
     while (access(ready, F_OK) != 0) {

@@ -103,6 +103,9 @@ int run_region_index(const struct run_ctx *x, const char *name);
 int run_step(struct run_ctx *x, unsigned k);
 /* End of the schedule: clear every network fault, thaw what is frozen. */
 void run_heal(struct run_ctx *x);
+/* Start this binary with argv (argv[0] x->self), stdout and stderr appended to `log`; the
+ * child's PID, or -1. */
+pid_t run_spawn(struct run_ctx *x, const char *const *argv, const char *log);
 /* Run this binary with args (args[0] the subcommand, NULL-terminated) and wait; its output is
  * appended to DIR/runner.log. Returns its exit status, -1 if it could not run. */
 int run_self(struct run_ctx *x, const char *const *args);

@@ -53,6 +53,20 @@ __attribute__((format(printf, 3, 4))) static int step_error(struct run_ctx *x, u
     return -1;
 }
 
+pid_t run_spawn(struct run_ctx *x, const char *const *argv, const char *log)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid; /* the child's, or -1 */
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    execv(x->self, (char *const *)argv);
+    _exit(127);
+}
+
 int run_self(struct run_ctx *x, const char *const *args)
 {
     char log[LAB_PATH_MAX + 16];
@@ -63,18 +77,9 @@ int run_self(struct run_ctx *x, const char *const *args)
         argv[n++] = args[i];
     argv[n] = NULL;
     snprintf(log, sizeof log, "%s/runner.log", x->dir);
-    pid_t pid = fork();
+    pid_t pid = run_spawn(x, argv, log);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(x->self, (char *const *)argv);
-        _exit(127);
-    }
     int status;
     while (waitpid(pid, &status, 0) < 0)
         ;
