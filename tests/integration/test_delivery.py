@@ -19,7 +19,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_lab  # noqa: E402
 from test_lab import get_json, wait_for  # noqa: E402
-from test_failover import any_cluster, wait_adopted, wait_step  # noqa: E402
+from test_failover import any_cluster, pg_port, wait_adopted, wait_step  # noqa: E402
 
 SURVIVORS = ["eu-west-1", "ap-south-1"]
 
@@ -250,6 +250,12 @@ def test_hooks_veto_and_role_change(lab):
     add_hooks(lab, "eu-west-1", "  pre_promote: \"%s\"\n" % veto)
     add_hooks(lab, "ap-south-1", "  on_role_change: \"%s\"\n" % record)
     lab.wait_leader()
+    # Restarting two coordinators (one of them may be the leader) can outlast the primary's lease;
+    # its coordinator then fences and restarts it. Kill the region once it writes again.
+    port = pg_port(lab, "us-east-2")
+    wait_for("us-east-2 to accept writes", lambda: test_lab.psql(
+        port, "CREATE TABLE IF NOT EXISTS it_hooks (n int)", check=False).returncode == 0,
+        timeout=60)
     lab.chaos("kill", "us-east-2", "--what", "region")
 
     def promoted_elsewhere():
