@@ -83,6 +83,34 @@ void chaos_faultset_link(const struct chaos_faultset *set, unsigned from, unsign
 /* Can `from` reach `to` at all (not cut, not reset, not blackholed)? */
 bool chaos_faultset_passes(const struct chaos_faultset *set, unsigned from, unsigned to);
 
+/* a and b at once (the profile under the fault set): flags or, delays and jitters add, losses
+ * combine as independent (p + q - pq), the lower rate wins. */
+void chaos_link_combine(const struct chaos_link_state *a, const struct chaos_link_state *b,
+                        struct chaos_link_state *out);
+
+/* ---- namespace mode (nft.c, pure): the fault set as one nftables transaction ----
+ * In `lab up --netns` every region is a network namespace on one bridge; the bridge's namespace
+ * filters what crosses it in the forward hook of table `ip aragora_chaos` (br_netfilter hands
+ * bridged IPv4 to it). Per ordered pair, matched on source and destination address:
+ *   cut, blackhole     drop
+ *   reset              TCP answered with a RST (reject with tcp reset), anything else dropped
+ *   loss P%            numgen random mod 10000 < P*100 drop
+ *   rate R             limit rate over R/8 bytes/second drop (a policer: a shaper needs tc)
+ *   delay D±J          meta mark set CHAOS_NFT_MARK(from, to): a static iptables rule sends
+ *                      marked packets to NFQUEUE CHAOS_NFQUEUE_NUM, where the controller holds
+ *                      each for D±J (order kept per pair), since this kernel has neither netem
+ *                      nor nft's own queue statement.
+ * The text deletes and recreates the table, so one `nft -f` applies a whole set atomically. */
+#define CHAOS_NFT_TABLE      "aragora_chaos"
+#define CHAOS_NFT_MARK_BASE  0xafc00u
+#define CHAOS_NFT_MARK_MASK  0xfff00u
+#define CHAOS_NFT_MARK(f, t) (CHAOS_NFT_MARK_BASE | ((unsigned)(f) << 4) | (unsigned)(t))
+#define CHAOS_NFQUEUE_NUM    7
+/* state[from * n + to] for every ordered pair (the diagonal is ignored); addrs[i] is region i's
+ * IPv4 address as text. Returns -1 when out is too small or n is out of range. */
+int chaos_nft_ruleset(const struct chaos_link_state *state, unsigned n, const char *const *addrs,
+                      char *out, size_t size);
+
 /* The WAN profile (faultspec.c; also declared in proxy.h): one-way delays with jitter between
  * every pair of regions, round trips 80-250 ms, as fault-set text. */
 int chaos_wan_profile(const char *const *regions, unsigned n, char *out, size_t size);
@@ -324,7 +352,7 @@ struct chaos_report_meta {
     const char *file;     /* the scenario file */
     const char *description;
     uint64_t seed;
-    const char *mode; /* "proxy" */
+    const char *mode; /* "proxy" | "netns" (the fault layer) */
     bool wan;
     const char *replication; /* "async" | "sync" */
     bool fence;

@@ -135,12 +135,41 @@ static void state_text(json_t *st, char *out, size_t size)
 #undef ADD
 }
 
+/* Namespace mode: one row per ordered pair of regions (every service of theirs alike). */
+static void print_netns(json_t *netns)
+{
+    char st[160];
+    json_t *pairs = json_object_get(netns, "pairs"), *p;
+    size_t i;
+    printf("namespace mode: bridge %s, NFQUEUE %lld, %lld packets held now\n\n",
+           json_string_value(json_object_get(netns, "bridge")),
+           (long long)json_integer_value(json_object_get(netns, "queue")),
+           (long long)json_integer_value(json_object_get(netns, "packets_held")));
+    printf("%-14s %-14s %-28s %-34s %s\n", "FROM", "TO", "ADDRESSES", "STATE", "DELAYED");
+    json_array_foreach(pairs, i, p)
+    {
+        char addrs[40];
+        state_text(json_object_get(p, "state"), st, sizeof st);
+        snprintf(addrs, sizeof addrs, "%s>%s",
+                 json_string_value(json_object_get(p, "from_address")),
+                 json_string_value(json_object_get(p, "to_address")));
+        printf("%-14s %-14s %-28s %-34s %lld\n", json_string_value(json_object_get(p, "from")),
+               json_string_value(json_object_get(p, "to")), addrs, st,
+               (long long)json_integer_value(json_object_get(p, "packets_delayed")));
+    }
+}
+
 static void print_table(json_t *doc)
 {
     char st[160];
     printf("faults:  %s\n", json_string_value(json_object_get(doc, "faults")));
     printf("profile: %s\n", json_string_value(json_object_get(doc, "profile")));
     printf("version: %lld\n\n", (long long)json_integer_value(json_object_get(doc, "version")));
+    json_t *netns = json_object_get(doc, "netns");
+    if (netns != NULL) {
+        print_netns(netns);
+        return;
+    }
     printf("%-14s %-14s %-10s %-40s %s\n", "FROM", "TO", "SERVICE", "STATE", "CONNS");
     json_t *links = json_object_get(doc, "links"), *l;
     size_t i;

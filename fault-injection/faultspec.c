@@ -539,6 +539,23 @@ void chaos_faultset_link(const struct chaos_faultset *set, unsigned from, unsign
     }
 }
 
+/* Two states on one direction at once (the profile under the fault set): cuts, resets and
+ * black holes add up, delays and jitters add, losses combine as independent, the lower rate wins.
+ */
+void chaos_link_combine(const struct chaos_link_state *a, const struct chaos_link_state *b,
+                        struct chaos_link_state *out)
+{
+    out->cut = a->cut || b->cut;
+    out->reset = a->reset || b->reset;
+    out->blackhole = a->blackhole || b->blackhole;
+    out->delay_ms = a->delay_ms + b->delay_ms;
+    out->jitter_ms = a->jitter_ms + b->jitter_ms;
+    out->loss_pct = a->loss_pct + b->loss_pct - a->loss_pct * b->loss_pct / 100.0;
+    out->rate_bps = a->rate_bps == 0                                ? b->rate_bps
+                    : b->rate_bps == 0 || a->rate_bps < b->rate_bps ? a->rate_bps
+                                                                    : b->rate_bps;
+}
+
 bool chaos_faultset_passes(const struct chaos_faultset *set, unsigned from, unsigned to)
 {
     struct chaos_link_state st;

@@ -61,6 +61,7 @@ struct lab_opts {
     bool no_fence; /* --no-fence: PostgreSQL without the in-database fence */
     bool no_proxy; /* --no-proxy: regions connect directly, no fault layer */
     bool wan;      /* --wan: the WAN profile on every cross-region link */
+    bool netns;    /* --netns: regions in network namespaces, faults in nftables (root) */
     int dns;   /* -1: the default (powerdns with PostgreSQL, else none); else enum lab_dns_mode */
     int redis; /* -1: the default (with PostgreSQL); 0 --no-redis; 1 --redis */
     enum lab_what what;
@@ -72,7 +73,7 @@ static const char lab_usage[] =
     "  up --dir DIR [--regions N] [--base-port P] [--snapshot-threshold N]\n"
     "     [--snapshot-trailing N] [--log-level LEVEL] [--no-postgres]\n"
     "     [--dns powerdns|rfc2136|none] [--no-dns] [--redis] [--no-redis] [--sync]\n"
-    "     [--no-fence] [--no-proxy] [--wan]\n"
+    "     [--no-fence] [--no-proxy] [--wan] [--netns]\n"
     "        start N coordinators (default 3: us-east-2, eu-west-1, ap-south-1) on loopback,\n"
     "        one PostgreSQL 15 each (the first region primary, the others streaming\n"
     "        replicas; --no-postgres: coordinators only), one Redis each and one PowerDNS\n"
@@ -89,7 +90,9 @@ static const char lab_usage[] =
     "        every cross-region connection (Raft, API, PostgreSQL replication and probes)\n"
     "        goes through the fault proxy (control API on P+10*N+5; `aragora-chaos fault`,\n"
     "        docs/chaos.md); --no-proxy: regions connect directly; --wan: the WAN profile\n"
-    "        (80-250 ms round trips with jitter) on every cross-region link\n"
+    "        (80-250 ms round trips with jitter) on every cross-region link; --netns (root):\n"
+    "        each region in a network namespace of its own on one bridge instead, the same\n"
+    "        faults as nftables rules and an NFQUEUE delayer (docs/chaos.md)\n"
     "  status --dir DIR                  process state, Raft role and leader of each region,\n"
     "                                    its PostgreSQL's process state and role, its Redis,\n"
     "                                    and the PowerDNS with what the name holds\n"
@@ -265,6 +268,8 @@ static int parse_opts(struct lab_opts *o, int argc, char **argv)
             o->no_proxy = true;
         else if (strcmp(a, "--wan") == 0)
             o->wan = true;
+        else if (strcmp(a, "--netns") == 0)
+            o->netns = true;
         else if (strcmp(a, "--no-fence") == 0)
             o->no_fence = true;
         else
@@ -354,7 +359,7 @@ static int write_config(const struct lab *lab, const struct lab_region *self, co
                 "  - name: %s\n    id: %u\n    raft: \"%s\"\n    api: \"http://%s:%u\"\n"
                 "    address: \"%s\"\n",
                 m->name, m->id, m->raft_address, via, m->api_port, m->address);
-        if (i != me && lab->proxy.enabled)
+        if (i != me && lab->proxy.enabled && !lab->netns.enabled)
             fprintf(f, "    raft_dial: \"%s:%u\"\n", via, m->raft_port);
         lab_pg_conninfo(&m->pg, via, conninfo, sizeof conninfo);
         if (m->pg.enabled)
@@ -365,8 +370,10 @@ static int write_config(const struct lab *lab, const struct lab_region *self, co
         fprintf(f, "  snapshot_threshold: %u\n", lab->snapshot_threshold);
     if (lab->snapshot_trailing > 0)
         fprintf(f, "  snapshot_trailing: %u\n", lab->snapshot_trailing);
-    fprintf(f, "api:\n  listen: \"127.0.0.1:%u\"\n  token_file: \"%s\"\n", self->api_port,
+    fprintf(f, "api:\n  listen: \"%s:%u\"\n  token_file: \"%s\"\n", self->host, self->api_port,
             lab->token_file);
+    if (lab->netns.enabled) /* its namespace's bridge address: the only way in from outside */
+        fprintf(f, "  allow_remote: true\n");
     fprintf(f, "cluster:\n  secret_file: \"%s/cluster-secret\"\n", lab->dir);
     fprintf(f, "log:\n  level: %s\n  format: text\n", log_level);
     if (self->pg.enabled)
@@ -419,8 +426,8 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
     if (path_join(lab->token_file, sizeof lab->token_file, lab->dir, "token") != 0 ||
         lab_ensure_secret(lab->token_file, 32) != 0 ||
         path_join(secret_file, sizeof secret_file, lab->dir, "cluster-secret") != 0 ||
-        lab_ensure_secret(secret_file, 24) != 0 || lab_dns_prepare(lab, dns) != 0 ||
-        lab_proxy_prepare(lab, !o->no_proxy, o->wan) != 0)
+        lab_ensure_secret(secret_file, 24) != 0 || lab_netns_prepare(lab, o->netns) != 0 ||
+        lab_dns_prepare(lab, dns) != 0 || lab_proxy_prepare(lab, !o->no_proxy, o->wan) != 0)
         return -1;
     for (unsigned i = 0; i < lab->n_regions; i++) {
         struct lab_region *r = &lab->regions[i];
@@ -428,8 +435,9 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
         r->id = i + 1;
         r->api_port = lab->base_port + 10 * i;
         r->raft_port = r->api_port + 1;
-        snprintf(r->api_url, sizeof r->api_url, "http://127.0.0.1:%u", r->api_port);
-        snprintf(r->raft_address, sizeof r->raft_address, "127.0.0.1:%u", r->raft_port);
+        lab_netns_region(lab, r, i);
+        snprintf(r->api_url, sizeof r->api_url, "http://%s:%u", r->host, r->api_port);
+        snprintf(r->raft_address, sizeof r->raft_address, "%s:%u", r->host, r->raft_port);
         snprintf(r->address, sizeof r->address, "127.0.10.%u", i + 1);
         if (path_join(region_dir, sizeof region_dir, lab->dir, r->name) != 0 ||
             path_join(r->config, sizeof r->config, region_dir, "coordinator.yaml") != 0 ||
@@ -617,8 +625,8 @@ static int check_access(const struct lab *lab)
  * Redis, then the PowerDNS. */
 static int start_servers(struct lab *lab)
 {
-    if (lab_proxy_up(lab) != 0 || (lab->postgres && lab_pg_up(lab) != 0) ||
-        (lab->redis && lab_redis_up(lab) != 0) ||
+    if (lab_netns_up(lab) != 0 || lab_proxy_up(lab) != 0 ||
+        (lab->postgres && lab_pg_up(lab) != 0) || (lab->redis && lab_redis_up(lab) != 0) ||
         (lab->dns.mode != LAB_DNS_OFF && lab_dns_up(lab) != 0)) {
         fprintf(stderr, "aragora-chaos: run 'aragora-chaos lab down --dir %s'\n", lab->dir);
         return -1;
@@ -645,6 +653,11 @@ static int cmd_up(const struct lab_opts *o)
     if (o->base_port + 10 * o->regions + 5 >= 32768) {
         fprintf(stderr, "aragora-chaos: ports from %u for %u regions would pass 32767\n",
                 o->base_port, o->regions);
+        return 2;
+    }
+    if (o->netns && o->no_proxy) {
+        fprintf(stderr, "aragora-chaos: --netns and --no-proxy: namespace mode is a fault layer "
+                        "of its own; pick one\n");
         return 2;
     }
     memset(&lab, 0, sizeof lab);
@@ -934,6 +947,8 @@ static int cmd_down(const struct lab_opts *o)
         return 1;
     }
     int redis = lab_redis_down(&lab), dns = lab_dns_down(&lab), proxy = lab_proxy_down(&lab);
+    if (redis >= 0 && dns >= 0 && proxy >= 0 && lab_netns_down(&lab) != 0)
+        return 1;
     if (redis < 0 || dns < 0 || proxy < 0) {
         fprintf(stderr, "aragora-chaos: %s survive%s SIGKILL\n",
                 redis < 0 ? "some Redis servers"

@@ -42,6 +42,7 @@ enum lab_dns_mode { LAB_DNS_OFF = 0, LAB_DNS_POWERDNS, LAB_DNS_RFC2136 };
  * recognises it), logging to DIR/<region>/redis.log. No persistence: a restart starts empty. */
 struct lab_redis {
     bool enabled;
+    char host[32]; /* where it listens: its region's host */
     unsigned port;
     pid_t pid; /* 0 = never started */
     char conf[LAB_PATH_MAX];
@@ -53,7 +54,9 @@ struct lab_redis {
  * recognised by "--config-dir=DIR/pdns" on its command line. */
 struct lab_dns {
     enum lab_dns_mode mode; /* LAB_DNS_OFF: no PowerDNS in this lab */
-    unsigned dns_port;      /* UDP and TCP on 127.0.0.1 */
+    char host[32];          /* what the coordinators reach it at: 127.0.0.1, or in namespace
+                               mode this machine's address on the bridge (it listens on both) */
+    unsigned dns_port;      /* UDP and TCP on 127.0.0.1 (and host) */
     unsigned api_port;      /* the webserver and HTTP API */
     pid_t pid;              /* 0 = never started */
     char dir[LAB_PATH_MAX];
@@ -71,6 +74,8 @@ struct lab_dns {
  * postgresql.conf and postgresql.auto.conf from the source node (lab-recipes.md P2). */
 struct lab_pg {
     bool enabled;
+    char host[32];  /* where it listens (also 127.0.0.1): its region's host */
+    char netns[48]; /* its region's network namespace, "" if none */
     unsigned port;
     pid_t pid;     /* the postmaster; 0 = never started */
     char role[16]; /* as created: "primary" or "replica" */
@@ -88,6 +93,9 @@ struct lab_region {
     char api_url[128];
     char raft_address[64];
     char address[32]; /* members[].address: 127.0.10.(i+1), what the DNS name answers */
+    char host[32];    /* where its services listen: 127.0.0.1, or in namespace mode its own
+                         address on the bridge (lab_netns.c) */
+    char netns[48];   /* namespace mode: the network namespace its processes run in; else "" */
     pid_t pid;        /* 0 = never started */
     char config[LAB_PATH_MAX];
     char log[LAB_PATH_MAX];
@@ -109,6 +117,17 @@ struct lab_proxy {
     char log[LAB_PATH_MAX];
 };
 
+/* Namespace mode (lab up --netns, root; lab_netns.c): every region in a network namespace of
+ * its own on one bridge, faults in the bridge's packet filter. */
+struct lab_netns {
+    bool enabled;
+    char prefix[16];    /* "afc<base port>": the namespaces are PREFIX-<i> and PREFIX-br */
+    char bridge[32];    /* PREFIX-br */
+    char subnet[16];    /* "10.A.B": region i at .(i+1), the bridge at .253, this machine .254 */
+    char host_if[16];   /* this machine's end of its veth to the bridge (PREFIX) */
+    char host_addr[24]; /* SUBNET.254 */
+};
+
 struct lab {
     char dir[LAB_PATH_MAX]; /* absolute */
     char token_file[LAB_PATH_MAX];
@@ -126,6 +145,7 @@ struct lab {
     char svc_run_as[32];             /* who runs Redis and PowerDNS when root, else "" */
     struct lab_dns dns;
     struct lab_proxy proxy;
+    struct lab_netns netns;
     struct lab_region regions[LAB_MAX_REGIONS];
 };
 
@@ -164,10 +184,14 @@ bool lab_wait_gone(const struct lab_region *r, unsigned timeout_ms);
 int lab_spawn(const struct lab *lab, struct lab_region *r);
 
 /* Start argv (argv[0] absolute) detached: setsid, stdin /dev/null, stdout+stderr appended to
- * log_path, working directory cwd, as OS user run_as when not NULL or "" (needs root). Sets *out
+ * log_path, working directory cwd, inside network namespace netns when not NULL or "", as OS
+ * user run_as when not NULL or "" (needs root). Sets *out
  * once exec succeeded; prints the reason and returns -1 otherwise. */
-int lab_spawn_service(const char *run_as, const char *const argv[], const char *log_path,
-                      const char *cwd, pid_t *out);
+int lab_spawn_service(const char *run_as, const char *netns, const char *const argv[],
+                      const char *log_path, const char *cwd, pid_t *out);
+/* An fd (O_CLOEXEC) on network namespace `netns` for a child to setns() into; -2 when netns is
+ * NULL or "" (no namespace: stay here); -1 with a message when it does not exist. */
+int lab_netns_open(const char *netns);
 /* Stop a service the lab started, by PID: SIGCONT (a frozen one cannot act), SIGTERM, and SIGKILL
  * after timeout_ms. `arg` identifies it (lab_pid_state). Returns 1 if it was running and is gone,
  * 0 if it was not running, -1 if it survived SIGKILL. */
@@ -210,13 +234,13 @@ void lab_pg_write_config(FILE *f, const struct lab *lab, const struct lab_region
 
 /* lab_pg_ctl.c: running programs, and faults */
 
-/* Run argv (argv[0] an absolute path), stdin /dev/null, as OS user run_as when not NULL or "" (the
- * lab's pg_run_as; needs root), and wait at most timeout_ms (then SIGKILL it: it is our child).
- * Output: captured into out (NUL-terminated, truncated) when out != NULL, else appended to log_path
- * (or dropped when NULL). Returns the exit status, or -1 when it could not run or timed out (with a
- * message). */
-int lab_pg_exec(const char *run_as, const char *const argv[], const char *log_path, char *out,
-                size_t out_size, unsigned timeout_ms);
+/* Run argv (argv[0] an absolute path), stdin /dev/null, inside network namespace netns when not
+ * NULL or "", as OS user run_as when not NULL or "" (the lab's pg_run_as; needs root), and wait at
+ * most timeout_ms (then SIGKILL it: it is our child). Output: captured into out (NUL-terminated,
+ * truncated) when out != NULL, else appended to log_path (or dropped when NULL). Returns the exit
+ * status, or -1 when it could not run or timed out (with a message). */
+int lab_pg_exec(const char *run_as, const char *netns, const char *const argv[],
+                const char *log_path, char *out, size_t out_size, unsigned timeout_ms);
 /* One SQL statement through psql over TCP as user postgres; the (trimmed) output into out. */
 int lab_pg_query(const struct lab *lab, const struct lab_pg *pg, const char *sql, char *out,
                  size_t size);
@@ -287,6 +311,17 @@ int lab_proxy_up(struct lab *lab);
 int lab_proxy_down(struct lab *lab);
 enum lab_proc_state lab_proxy_state(const struct lab *lab);
 void lab_proxy_print_status(const struct lab *lab);
+
+/* lab_netns.c: namespace mode */
+
+/* Fill lab->netns (names and subnet from the base port) when enabled; needs root. */
+int lab_netns_prepare(struct lab *lab, bool enabled);
+/* r->host and r->netns for region index i: 127.0.0.1 and none, or its namespace's. */
+void lab_netns_region(const struct lab *lab, struct lab_region *r, unsigned i);
+/* Create the namespaces, the bridge and the veths (removing stale empty ones first). */
+int lab_netns_up(struct lab *lab);
+/* Delete them (after every process in them stopped); -1 if one still has processes. */
+int lab_netns_down(const struct lab *lab);
 
 /* lab.c: HTTP for lab_dns.c. method "GET"/"POST"/"PUT"; api_key sent as X-API-Key when not NULL;
  * body JSON or NULL. Returns the HTTP status, or 0 when nothing answered; the answer's first

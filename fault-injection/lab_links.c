@@ -48,7 +48,9 @@ int lab_proxy_prepare(struct lab *lab, bool enabled, bool wan)
 
 void lab_via_host(const struct lab *lab, unsigned from, unsigned to, char *out, size_t size)
 {
-    if (!lab->proxy.enabled || from == to)
+    if (lab->netns.enabled)
+        snprintf(out, size, "%s", lab->regions[to].host);
+    else if (!lab->proxy.enabled || from == to)
         snprintf(out, size, "127.0.0.1");
     else
         snprintf(out, size, "127.1.%u.%u", from + 1, to + 1);
@@ -86,7 +88,16 @@ static int write_links(const struct lab *lab)
     fprintf(f, "{\n  \"control\": \"127.0.0.1:%u\",\n  \"regions\": [", lab->proxy.control_port);
     for (unsigned i = 0; i < lab->n_regions; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", names[i]);
-    fprintf(f, "],\n  \"profile\": \"%s\",\n  \"links\": [", profile);
+    fprintf(f, "],\n  \"profile\": \"%s\",\n", profile);
+    if (lab->netns.enabled) {
+        /* namespace mode: no links to listen on; the controller filters the bridge */
+        fprintf(f, "  \"netns\": {\"bridge\": \"%s\", \"addresses\": [", lab->netns.bridge);
+        for (unsigned i = 0; i < lab->n_regions; i++)
+            fprintf(f, "%s\"%s\"", i ? ", " : "", lab->regions[i].host);
+        fprintf(f, "]}\n}\n");
+        return fclose(f) == 0 ? 0 : -1;
+    }
+    fprintf(f, "  \"links\": [");
     bool first = true;
     for (unsigned a = 0; a < lab->n_regions; a++) {
         for (unsigned b = 0; b < lab->n_regions; b++) {
@@ -130,7 +141,7 @@ int lab_proxy_up(struct lab *lab)
     if (write_links(lab) != 0)
         return -1;
     const char *argv[] = {self, "proxy", "--dir", lab->dir, NULL};
-    if (lab_spawn_service(NULL, argv, p->log, p->dir, &p->pid) != 0 || lab_save(lab) != 0)
+    if (lab_spawn_service(NULL, NULL, argv, p->log, p->dir, &p->pid) != 0 || lab_save(lab) != 0)
         return -1;
     snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/health", p->control_port);
     unsigned long long start = lab_now_ms();
@@ -142,8 +153,10 @@ int lab_proxy_up(struct lab *lab)
             return -1;
         }
         if (lab_http("GET", url, NULL, NULL, 500, NULL) == 200) {
-            printf("%-14s pid %-7d control http://127.0.0.1:%u%s\n", "fault proxy", (int)p->pid,
-                   p->control_port, p->wan ? " (WAN profile)" : "");
+            printf("%-14s pid %-7d control http://127.0.0.1:%u%s%s\n",
+                   lab->netns.enabled ? "fault netns" : "fault proxy", (int)p->pid, p->control_port,
+                   lab->netns.enabled ? " (nftables + NFQUEUE)" : "",
+                   p->wan ? " (WAN profile)" : "");
             return 0;
         }
         lab_sleep_ms(50);
@@ -167,7 +180,11 @@ void lab_proxy_print_status(const struct lab *lab)
         printf("\nFAULT LAYER    none (lab up --no-proxy): regions connect directly\n");
         return;
     }
-    printf("\nFAULT PROXY    pid %-7d %-8s control http://127.0.0.1:%u%s\n", (int)p->pid,
+    if (lab->netns.enabled)
+        printf("\nNETNS          bridge %s, regions %s.1-%u, this machine %s\n", lab->netns.bridge,
+               lab->netns.subnet, lab->n_regions, lab->netns.host_addr);
+    printf("\n%-14s pid %-7d %-8s control http://127.0.0.1:%u%s\n",
+           lab->netns.enabled ? "FAULT NETNS" : "FAULT PROXY", (int)p->pid,
            lab_proc_state_name(lab_proxy_state(lab)), p->control_port,
            p->wan ? "  WAN profile" : "");
     printf("               aragora-chaos fault show --dir %s\n", lab->dir);

@@ -74,6 +74,8 @@ int lab_pg_prepare(const struct lab *lab, struct lab_region *r, unsigned i)
     memset(pg, 0, sizeof *pg);
     pg->enabled = true;
     pg->port = lab->base_port + 10 * i + 2;
+    snprintf(pg->host, sizeof pg->host, "%s", r->host);
+    snprintf(pg->netns, sizeof pg->netns, "%s", r->netns);
     snprintf(pg->role, sizeof pg->role, "%s", i == 0 ? "primary" : "replica");
     int n = snprintf(region_dir, sizeof region_dir, "%s/%s", lab->dir, r->name);
     if (n < 0 || (size_t)n >= sizeof region_dir || !is_plain_path(region_dir)) {
@@ -94,9 +96,10 @@ int lab_pg_prepare(const struct lab *lab, struct lab_region *r, unsigned i)
     snprintf(pg->log, sizeof pg->log, "%s/postgresql.log", region_dir);
     /* also the member's DNS address (r->address), so that `psql -h $(dig +short NAME)` works */
     n = snprintf(pg->options, sizeof pg->options,
-                 "-p %u -c listen_addresses=127.0.0.1,%s -c unix_socket_directories=%s -c "
+                 "-p %u -c listen_addresses=127.0.0.1,%s%s%s -c unix_socket_directories=%s -c "
                  "cluster_name=%s%s%s",
-                 pg->port, r->address, pg->socket_dir, r->name,
+                 pg->port, r->address, r->netns[0] ? "," : "", r->netns[0] ? r->host : "",
+                 pg->socket_dir, r->name,
                  lab->fence_module[0] ? " -c shared_preload_libraries=" : "", lab->fence_module);
     return n > 0 && (size_t)n < sizeof pg->options ? 0 : -1;
 }
@@ -168,7 +171,7 @@ static int make_owned(const struct lab *lab, const char *path, bool is_file)
 static int run_tool(const struct lab *lab, const struct lab_region *r, const char *const argv[],
                     unsigned timeout_ms)
 {
-    int rc = lab_pg_exec(lab->pg_run_as, argv, r->pg.log, NULL, 0, timeout_ms);
+    int rc = lab_pg_exec(lab->pg_run_as, NULL, argv, r->pg.log, NULL, 0, timeout_ms);
     if (rc != 0) {
         fprintf(stderr, "aragora-chaos: %s: %s failed (exit %d)\n", r->name, argv[0], rc);
         lab_print_file_tail(r->pg.log, r->name, 20);
@@ -207,7 +210,7 @@ static int init_primary(const struct lab *lab, const struct lab_region *r)
             "fence-setup",  postgres, r->pg.data_dir,
             lab->fence_sql, NULL};
         char out[4096] = "";
-        int rc = lab_pg_exec(lab->pg_run_as, setup, r->pg.log, out, sizeof out, 120000);
+        int rc = lab_pg_exec(lab->pg_run_as, NULL, setup, r->pg.log, out, sizeof out, 120000);
         if (rc != 0 || strstr(out, "ERROR:") != NULL) { /* --single exits 0 after an error */
             fprintf(stderr, "aragora-chaos: %s: the fence's setup SQL failed (exit %d): %s\n",
                     r->name, rc, out);
@@ -217,8 +220,17 @@ static int init_primary(const struct lab *lab, const struct lab_region *r)
     /* the files exist and belong to postgres; writing them keeps their owner */
     snprintf(conf, sizeof conf, "%s/postgresql.conf", r->pg.data_dir);
     snprintf(hba, sizeof hba, "%s/pg_hba.conf", r->pg.data_dir);
-    return append_file(conf, shared_conf, "a") == 0 && append_file(hba, hba_conf, "w") == 0 ? 0
-                                                                                            : -1;
+    if (append_file(conf, shared_conf, "a") != 0 || append_file(hba, hba_conf, "w") != 0)
+        return -1;
+    if (!lab->netns.enabled)
+        return 0;
+    /* namespace mode: the other regions and this machine come over the bridge (replicas get
+     * this file with their base backup) */
+    char bridged[256];
+    snprintf(bridged, sizeof bridged,
+             "host all all %s.0/24 trust\nhost replication all %s.0/24 trust\n", lab->netns.subnet,
+             lab->netns.subnet);
+    return append_file(hba, bridged, "a");
 }
 
 /* Slot names may hold only lowercase letters, digits and '_'. */
@@ -247,9 +259,12 @@ static int init_replica(const struct lab *lab, const struct lab_region *primary,
     }
     snprintf(bb, sizeof bb, "%s/pg_basebackup", lab->pg_bin_dir);
     snprintf(port, sizeof port, "%u", primary->pg.port);
-    const char *argv[] = {bb,         "-h",     "127.0.0.1",    "-p",   port,        "-U",
-                          "postgres", "-D",     r->pg.data_dir, "-R",   "-S",        slot,
-                          "-X",       "stream", "-c",           "fast", "--no-sync", NULL};
+    const char *argv[] = {bb,         "-h",        primary->pg.host,
+                          "-p",       port,        "-U",
+                          "postgres", "-D",        r->pg.data_dir,
+                          "-R",       "-S",        slot,
+                          "-X",       "stream",    "-c",
+                          "fast",     "--no-sync", NULL};
     if (run_tool(lab, r, argv, 120000) != 0)
         return -1;
     /* -R wrote primary_conninfo and primary_slot_name; later lines win, and this one names the

@@ -10,6 +10,7 @@
  * lab_pg_signal waits for before it reports.
  */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -58,10 +59,12 @@ static int resolve_user(const char *user, struct run_as *who)
 }
 
 /* In the child between fork and exec: async-signal-safe calls only. */
-static void child_exec(const char *const argv[], const struct run_as *who, int out_fd)
+static void child_exec(const char *const argv[], const struct run_as *who, int out_fd, int ns_fd)
 {
     sigset_t none;
     int in = open("/dev/null", O_RDONLY);
+    if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNET) != 0)
+        _exit(126);
     signal(SIGPIPE, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
     sigemptyset(&none);
@@ -127,8 +130,8 @@ static int open_output(const char *log_path, int pipefd[2], bool capture)
                 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
-int lab_pg_exec(const char *run_as, const char *const argv[], const char *log_path, char *out,
-                size_t out_size, unsigned timeout_ms)
+int lab_pg_exec(const char *run_as, const char *netns, const char *const argv[],
+                const char *log_path, char *out, size_t out_size, unsigned timeout_ms)
 {
     struct run_as who;
     int pipefd[2] = {-1, -1};
@@ -136,18 +139,25 @@ int lab_pg_exec(const char *run_as, const char *const argv[], const char *log_pa
         out[0] = '\0';
     if (resolve_user(run_as, &who) != 0)
         return -1;
+    int ns_fd = lab_netns_open(netns);
+    if (ns_fd == -1)
+        return -1;
     int out_fd = open_output(log_path, pipefd, out != NULL);
     if (out_fd < 0) {
         fprintf(stderr, "aragora-chaos: %s: %s\n", log_path != NULL ? log_path : "pipe",
                 strerror(errno));
+        if (ns_fd >= 0)
+            close(ns_fd);
         return -1;
     }
     unsigned long long deadline = lab_now_ms() + timeout_ms;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0)
-        child_exec(argv, &who, out_fd);
+        child_exec(argv, &who, out_fd, ns_fd);
     close(out_fd);
+    if (ns_fd >= 0)
+        close(ns_fd);
     if (pid > 0 && out != NULL)
         collect_output(pipefd[0], out, out_size, deadline);
     if (pipefd[0] >= 0)
@@ -169,11 +179,11 @@ int lab_pg_query(const struct lab *lab, const struct lab_pg *pg, const char *sql
     char psql[LAB_PATH_MAX + 8], conninfo[256];
     snprintf(psql, sizeof psql, "%s/psql", lab->pg_bin_dir);
     snprintf(conninfo, sizeof conninfo,
-             "host=127.0.0.1 port=%u user=postgres dbname=postgres connect_timeout=3", pg->port);
+             "host=%s port=%u user=postgres dbname=postgres connect_timeout=3", pg->host, pg->port);
     const char *argv[] = {psql, "-X",     "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
                           "-d", conninfo, "-c", sql,  NULL};
     /* psql runs as whoever runs the lab: it only needs TCP, and trust auth names the user */
-    int rc = lab_pg_exec(NULL, argv, NULL, out, size, PG_QUERY_TIMEOUT);
+    int rc = lab_pg_exec(NULL, NULL, argv, NULL, out, size, PG_QUERY_TIMEOUT);
     size_t n = strlen(out);
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
         out[--n] = '\0';
@@ -244,7 +254,7 @@ int lab_pg_start(const struct lab *lab, struct lab_pg *pg, const char *region)
     snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", lab->pg_bin_dir);
     const char *argv[] = {pg_ctl,       "start", "-w",    "-t", PG_START_TIMEOUTS, "-D",
                           pg->data_dir, "-l",    pg->log, "-o", pg->options,       NULL};
-    int rc = lab_pg_exec(lab->pg_run_as, argv, pg->log, NULL, 0, 70000);
+    int rc = lab_pg_exec(lab->pg_run_as, pg->netns, argv, pg->log, NULL, 0, 70000);
     pg->pid = rc == 0 ? read_postmaster_pid(pg) : 0;
     if (rc != 0 || lab_pg_state(pg) == LAB_PROC_DEAD) {
         fprintf(stderr, "aragora-chaos: %s: PostgreSQL did not start (pg_ctl exit %d)\n", region,
@@ -379,7 +389,7 @@ static void fast_stop(const struct lab *lab, const struct lab_pg *pg)
     snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", lab->pg_bin_dir);
     const char *argv[] = {pg_ctl, "stop", "-m", "fast", "-W", "-D", pg->data_dir, NULL};
     signal_tree(pg, SIGCONT); /* a frozen server cannot shut down */
-    lab_pg_exec(lab->pg_run_as, argv, NULL, out, sizeof out, 10000);
+    lab_pg_exec(lab->pg_run_as, NULL, argv, NULL, out, sizeof out, 10000);
 }
 
 /* Fast-stop every PostgreSQL that runs now; returns how many. */

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -62,6 +63,8 @@ static void load_pg(struct lab_pg *pg, json_t *o)
     if (!pg->enabled)
         return;
     pg->port = (unsigned)json_integer_value(json_object_get(o, "port"));
+    copy_str(pg->host, sizeof pg->host, json_string_value(json_object_get(o, "host")));
+    copy_str(pg->netns, sizeof pg->netns, json_string_value(json_object_get(o, "netns")));
     pg->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
     copy_str(pg->role, sizeof pg->role, json_string_value(json_object_get(o, "role")));
     copy_str(pg->data_dir, sizeof pg->data_dir, json_string_value(json_object_get(o, "data_dir")));
@@ -78,6 +81,7 @@ static void load_redis(struct lab_redis *rd, json_t *o)
     if (!rd->enabled)
         return;
     rd->port = (unsigned)json_integer_value(json_object_get(o, "port"));
+    copy_str(rd->host, sizeof rd->host, json_string_value(json_object_get(o, "host")));
     rd->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
     copy_str(rd->conf, sizeof rd->conf, json_string_value(json_object_get(o, "conf")));
     copy_str(rd->dir, sizeof rd->dir, json_string_value(json_object_get(o, "dir")));
@@ -94,6 +98,7 @@ static void load_dns(struct lab_dns *d, json_t *o)
     if (d->mode == LAB_DNS_OFF)
         return;
     d->dns_port = (unsigned)json_integer_value(json_object_get(o, "dns_port"));
+    copy_str(d->host, sizeof d->host, json_string_value(json_object_get(o, "host")));
     d->api_port = (unsigned)json_integer_value(json_object_get(o, "api_port"));
     d->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
     copy_str(d->dir, sizeof d->dir, json_string_value(json_object_get(o, "dir")));
@@ -120,6 +125,8 @@ static void load_proxy(struct lab_proxy *p, json_t *o)
     copy_str(p->log, sizeof p->log, json_string_value(json_object_get(o, "log")));
 }
 
+static void load_netns(struct lab_netns *n, json_t *o);
+
 static int load_region(struct lab_region *r, json_t *o)
 {
     json_t *pid = json_object_get(o, "pid");
@@ -135,6 +142,10 @@ static int load_region(struct lab_region *r, json_t *o)
     r->api_port = (unsigned)json_integer_value(json_object_get(o, "api_port"));
     r->raft_port = (unsigned)json_integer_value(json_object_get(o, "raft_port"));
     r->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
+    copy_str(r->host, sizeof r->host, json_string_value(json_object_get(o, "host")));
+    copy_str(r->netns, sizeof r->netns, json_string_value(json_object_get(o, "netns")));
+    if (r->host[0] == '\0')
+        copy_str(r->host, sizeof r->host, "127.0.0.1");
     load_pg(&r->pg, json_object_get(o, "postgres"));
     load_redis(&r->redis, json_object_get(o, "redis"));
     return r->name[0] != '\0' && r->config[0] != '\0' ? 0 : -1;
@@ -176,6 +187,7 @@ int lab_load(struct lab *lab, const char *dir)
              json_string_value(json_object_get(doc, "services_run_as")));
     load_dns(&lab->dns, json_object_get(doc, "dns"));
     load_proxy(&lab->proxy, json_object_get(doc, "proxy"));
+    load_netns(&lab->netns, json_object_get(doc, "netns"));
     json_t *regions = json_object_get(doc, "regions");
     int rc = json_is_array(regions) && json_array_size(regions) <= LAB_MAX_REGIONS ? 0 : -1;
     json_array_foreach(regions, i, o)
@@ -201,17 +213,53 @@ static json_t *proxy_json(const struct lab_proxy *p)
                      (json_int_t)p->pid, "dir", p->dir, "links", p->links, "log", p->log);
 }
 
+static json_t *netns_json(const struct lab_netns *n)
+{
+    if (!n->enabled)
+        return json_null();
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "prefix", n->prefix, "bridge", n->bridge,
+                     "subnet", n->subnet, "host_interface", n->host_if, "host_address",
+                     n->host_addr);
+}
+
+static void load_netns(struct lab_netns *n, json_t *o)
+{
+    n->enabled = json_is_object(o);
+    if (!n->enabled)
+        return;
+    copy_str(n->prefix, sizeof n->prefix, json_string_value(json_object_get(o, "prefix")));
+    copy_str(n->bridge, sizeof n->bridge, json_string_value(json_object_get(o, "bridge")));
+    copy_str(n->subnet, sizeof n->subnet, json_string_value(json_object_get(o, "subnet")));
+    copy_str(n->host_if, sizeof n->host_if,
+             json_string_value(json_object_get(o, "host_interface")));
+    copy_str(n->host_addr, sizeof n->host_addr,
+             json_string_value(json_object_get(o, "host_address")));
+}
+
+int lab_netns_open(const char *netns)
+{
+    char path[LAB_PATH_MAX];
+    if (netns == NULL || netns[0] == '\0')
+        return -2;
+    snprintf(path, sizeof path, "/run/netns/%s", netns);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fprintf(stderr, "aragora-chaos: network namespace %s: %s (is the lab up?)\n", netns,
+                strerror(errno));
+    return fd < 0 ? -1 : fd;
+}
+
 static json_t *pg_json(const struct lab_pg *pg)
 {
-    return json_pack("{s:s, s:i, s:s, s:i, s:s, s:s, s:s, s:s}", "host", "127.0.0.1", "port",
+    return json_pack("{s:s, s:i, s:s, s:i, s:s, s:s, s:s, s:s, s:s}", "host", pg->host, "port",
                      (json_int_t)pg->port, "data_dir", pg->data_dir, "pid", (json_int_t)pg->pid,
                      "log", pg->log, "role", pg->role, "socket_dir", pg->socket_dir, "options",
-                     pg->options);
+                     pg->options, "netns", pg->netns);
 }
 
 static json_t *redis_json(const struct lab_redis *rd)
 {
-    return json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "host", "127.0.0.1", "port",
+    return json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "host", rd->host, "port",
                      (json_int_t)rd->port, "pid", (json_int_t)rd->pid, "conf", rd->conf, "dir",
                      rd->dir, "log", rd->log);
 }
@@ -223,6 +271,10 @@ static json_t *region_json(const struct lab_region *r)
         (json_int_t)r->id, "api_url", r->api_url, "raft_address", r->raft_address, "api_port",
         (json_int_t)r->api_port, "raft_port", (json_int_t)r->raft_port, "address", r->address,
         "pid", (json_int_t)r->pid, "config", r->config, "log", r->log, "data_dir", r->data_dir);
+    if (o != NULL) {
+        json_object_set_new(o, "host", json_string(r->host));
+        json_object_set_new(o, "netns", json_string(r->netns));
+    }
     if (o != NULL && r->pg.enabled)
         json_object_set_new(o, "postgres", pg_json(&r->pg));
     if (o != NULL && r->redis.enabled)
@@ -233,7 +285,7 @@ static json_t *region_json(const struct lab_region *r)
 static json_t *dns_json(const struct lab_dns *d)
 {
     return json_pack("{s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}",
-                     "provider", lab_dns_mode_name(d->mode), "host", "127.0.0.1", "dns_port",
+                     "provider", lab_dns_mode_name(d->mode), "host", d->host, "dns_port",
                      (json_int_t)d->dns_port, "api_port", (json_int_t)d->api_port, "api_url",
                      d->api_url, "name", d->name, "zone", d->zone, "pid", (json_int_t)d->pid,
                      "tsig_name", d->tsig_name, "api_key_file", d->api_key_file, "tsig_secret_file",
@@ -272,6 +324,7 @@ int lab_save(const struct lab *lab)
         json_object_set_new(doc, "dns",
                             lab->dns.mode != LAB_DNS_OFF ? dns_json(&lab->dns) : json_null());
         json_object_set_new(doc, "proxy", proxy_json(&lab->proxy));
+        json_object_set_new(doc, "netns", netns_json(&lab->netns));
     }
     char *text = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
@@ -393,7 +446,7 @@ bool lab_wait_gone(const struct lab_region *r, unsigned timeout_ms)
 }
 
 /* In the child between fork and exec: only async-signal-safe calls. Reports errno on `report`. */
-static void child_exec(const struct lab *lab, const struct lab_region *r, int report)
+static void child_exec(const struct lab *lab, const struct lab_region *r, int report, int ns_fd)
 {
     static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD};
     sigset_t none;
@@ -403,6 +456,8 @@ static void child_exec(const struct lab *lab, const struct lab_region *r, int re
         signal(reset[i], SIG_DFL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNET) != 0)
+        goto fail;
     int in = open("/dev/null", O_RDONLY);
     int out = open(r->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (chdir(lab->dir) != 0 || in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
@@ -440,16 +495,20 @@ int lab_spawn(const struct lab *lab, struct lab_region *r)
     unsetenv("PDNS_API_KEY");
     unsetenv("ARAGORA_DNS_TSIG_SECRET");
     unsetenv("ARAGORA_WEBHOOK_TOKEN");
+    int ns_fd = lab_netns_open(r->netns);
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = ns_fd == -1 ? -1 : fork();
     if (pid < 0) {
-        fprintf(stderr, "aragora-chaos: fork: %s\n", strerror(errno));
+        if (ns_fd != -1)
+            fprintf(stderr, "aragora-chaos: fork: %s\n", strerror(errno));
         close(pipefd[0]);
         close(pipefd[1]);
         return -1;
     }
     if (pid == 0)
-        child_exec(lab, r, pipefd[1]);
+        child_exec(lab, r, pipefd[1], ns_fd);
+    if (ns_fd >= 0)
+        close(ns_fd);
     close(pipefd[1]);
     ssize_t n;
     do {
@@ -475,7 +534,7 @@ struct svc_user {
 
 /* In the child between fork and exec: only async-signal-safe calls. Reports errno on `report`. */
 static void service_exec(const char *const argv[], const struct svc_user *who, const char *log,
-                         const char *cwd, int report)
+                         const char *cwd, int report, int ns_fd)
 {
     static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD};
     sigset_t none;
@@ -485,6 +544,9 @@ static void service_exec(const char *const argv[], const struct svc_user *who, c
         signal(reset[i], SIG_DFL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* before dropping privileges: entering a namespace needs them */
+    if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNET) != 0)
+        goto fail;
     /* opened before dropping privileges: the log stays the lab's file */
     int in = open("/dev/null", O_RDONLY);
     int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -507,8 +569,8 @@ fail:
     _exit(127);
 }
 
-int lab_spawn_service(const char *run_as, const char *const argv[], const char *log_path,
-                      const char *cwd, pid_t *out)
+int lab_spawn_service(const char *run_as, const char *netns, const char *const argv[],
+                      const char *log_path, const char *cwd, pid_t *out)
 {
     struct svc_user who = {.drop = run_as != NULL && run_as[0] != '\0'};
     int pipefd[2], err = 0;
@@ -521,8 +583,13 @@ int lab_spawn_service(const char *run_as, const char *const argv[], const char *
         who.uid = pw->pw_uid;
         who.gid = pw->pw_gid;
     }
+    int ns_fd = lab_netns_open(netns);
+    if (ns_fd == -1)
+        return -1;
     if (pipe2(pipefd, O_CLOEXEC) != 0) {
         fprintf(stderr, "aragora-chaos: pipe: %s\n", strerror(errno));
+        if (ns_fd >= 0)
+            close(ns_fd);
         return -1;
     }
     fflush(NULL);
@@ -531,10 +598,14 @@ int lab_spawn_service(const char *run_as, const char *const argv[], const char *
         fprintf(stderr, "aragora-chaos: fork: %s\n", strerror(errno));
         close(pipefd[0]);
         close(pipefd[1]);
+        if (ns_fd >= 0)
+            close(ns_fd);
         return -1;
     }
     if (pid == 0)
-        service_exec(argv, &who, log_path, cwd, pipefd[1]);
+        service_exec(argv, &who, log_path, cwd, pipefd[1], ns_fd);
+    if (ns_fd >= 0)
+        close(ns_fd);
     close(pipefd[1]);
     ssize_t n;
     do {

@@ -485,27 +485,13 @@ static void accept_cb(uv_stream_t *server, int status)
 
 /* ---- the fault state ---- */
 
-static void combine(const struct chaos_link_state *a, const struct chaos_link_state *b,
-                    struct chaos_link_state *out)
-{
-    out->cut = a->cut || b->cut;
-    out->reset = a->reset || b->reset;
-    out->blackhole = a->blackhole || b->blackhole;
-    out->delay_ms = a->delay_ms + b->delay_ms;
-    out->jitter_ms = a->jitter_ms + b->jitter_ms;
-    out->loss_pct = a->loss_pct + b->loss_pct - a->loss_pct * b->loss_pct / 100.0;
-    out->rate_bps = a->rate_bps == 0                                ? b->rate_bps
-                    : b->rate_bps == 0 || a->rate_bps < b->rate_bps ? a->rate_bps
-                                                                    : b->rate_bps;
-}
-
 static void direction_state(const struct proxy *px, unsigned from, unsigned to,
                             struct chaos_link_state *out)
 {
     struct chaos_link_state p, f;
     chaos_faultset_link(&px->profile, from, to, &p);
     chaos_faultset_link(&px->faults, from, to, &f);
-    combine(&p, &f, out);
+    chaos_link_combine(&p, &f, out);
 }
 
 /* Every link's state from the sets, then every connection (one loop turn: atomic). */
@@ -610,12 +596,31 @@ static int parse_into(struct proxy *px, const char *text, struct chaos_faultset 
     return 0;
 }
 
-int proxy_set_faults(struct proxy *px, const char *text, char *why, size_t why_size)
+/* Parse, then (namespace mode) make the filter so, then commit: a set the kernel refused
+ * changes nothing. -1 parse error, -2 the filter could not be changed. */
+static int set_sets(struct proxy *px, const char *text, bool profile, char *why, size_t why_size)
 {
-    if (parse_into(px, text, &px->faults, px->faults_text, why, why_size) != 0)
+    struct chaos_faultset set;
+    char canon[CHAOS_TEXT_MAX];
+    if (parse_into(px, text, &set, canon, why, why_size) != 0)
         return -1;
+    if (px->netns != NULL && proxy_netns_apply(px, profile ? &px->faults : &set,
+                                               profile ? &set : &px->profile, why, why_size) != 0)
+        return -2;
+    if (profile) {
+        px->profile = set;
+        memcpy(px->profile_text, canon, sizeof canon);
+    } else {
+        px->faults = set;
+        memcpy(px->faults_text, canon, sizeof canon);
+    }
     changed(px);
     return 0;
+}
+
+int proxy_set_faults(struct proxy *px, const char *text, char *why, size_t why_size)
+{
+    return set_sets(px, text, false, why, why_size);
 }
 
 int proxy_set_profile(struct proxy *px, const char *text, char *why, size_t why_size)
@@ -628,10 +633,7 @@ int proxy_set_profile(struct proxy *px, const char *text, char *why, size_t why_
         }
         text = wan;
     }
-    if (parse_into(px, text, &px->profile, px->profile_text, why, why_size) != 0)
-        return -1;
-    changed(px);
-    return 0;
+    return set_sets(px, text, true, why, why_size);
 }
 
 /* The set before a restart (DIR/chaos/faults.json), if any. */
@@ -691,6 +693,8 @@ static void stop_all(struct proxy *px)
         l->listening = false;
     }
     proxy_http_stop(px);
+    if (px->netns != NULL)
+        proxy_netns_stop(px);
     uv_close((uv_handle_t *)&px->sigterm, NULL);
     uv_close((uv_handle_t *)&px->sigint, NULL);
 }
@@ -738,7 +742,7 @@ static int run(struct proxy *px)
 {
     px->since_us = now_us();
     px->rng = (uint64_t)px->since_us ^ ((uint64_t)getpid() << 32);
-    char why[512];
+    char why[512] = "";
     if (proxy_load_config(px) != 0)
         return 1;
     if (parse_into(px, px->profile_text, &px->profile, px->profile_text, why, sizeof why) != 0) {
@@ -753,6 +757,15 @@ static int run(struct proxy *px)
     uv_signal_init(px->loop, &px->sigterm);
     uv_signal_init(px->loop, &px->sigint);
     px->sigterm.data = px->sigint.data = px;
+    if (px->netns != NULL &&
+        (proxy_netns_start(px) != 0 ||
+         proxy_netns_apply(px, &px->faults, &px->profile, why, sizeof why) != 0)) {
+        if (why[0] != '\0')
+            fprintf(stderr, "aragora-chaos proxy: %s\n", why);
+        stop_all(px);
+        uv_run(px->loop, UV_RUN_DEFAULT);
+        return 1;
+    }
     if (listen_links(px) != 0 || proxy_http_start(px) != 0) {
         stop_all(px);
         uv_run(px->loop, UV_RUN_DEFAULT);
@@ -762,7 +775,10 @@ static int run(struct proxy *px)
     uv_signal_start(&px->sigint, signal_cb, SIGINT);
     persist(px);
     log_change(px);
-    fprintf(stderr, "aragora-chaos proxy: %u links, control on %s\n", px->n_links, px->control);
+    if (px->netns != NULL)
+        fprintf(stderr, "aragora-chaos proxy: namespace mode, control on %s\n", px->control);
+    else
+        fprintf(stderr, "aragora-chaos proxy: %u links, control on %s\n", px->n_links, px->control);
     uv_run(px->loop, UV_RUN_DEFAULT);
     return 0;
 }
@@ -783,6 +799,7 @@ int chaos_proxy_main(int argc, char **argv)
     if (px->loop != NULL)
         uv_loop_close(px->loop);
     free(px->links);
+    proxy_netns_free(px);
     free(px);
     return rc;
 }

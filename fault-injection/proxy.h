@@ -52,6 +52,7 @@ struct proxy {
     uv_signal_t sigterm, sigint;
     uv_tcp_t control_server;
     bool control_open, stopping;
+    struct proxy_netns *netns; /* namespace mode (proxy_netns.c); NULL: the userspace proxy */
 };
 
 /* Replace the fault set (or the profile) with `text`, atomically: every link's state and every
@@ -68,9 +69,30 @@ int proxy_load_config(struct proxy *px);
 /* "A.B.C.D:PORT" into an IPv4 address; -1 when malformed. */
 int proxy_parse_addr(const char *text, struct sockaddr_storage *out);
 
+/* proxy_http.c: one direction's state as JSON (a new reference). */
+json_t *proxy_link_state_json(const struct chaos_link_state *st);
+
 /* proxy_http.c: the control API on px->control. Returns -1 with a message printed. */
 int proxy_http_start(struct proxy *px);
 void proxy_http_stop(struct proxy *px);
+
+/* proxy_netns.c: namespace mode. There are no links then: the regions are network namespaces
+ * on one bridge and the fault set becomes the bridge's packet filter (chaos_nft_ruleset) plus
+ * an NFQUEUE delayer in this process. */
+/* links.json's "netns" object: {"bridge": NETNS, "addresses": [one IPv4 per region]}. Prints
+ * "FILE: key \"netns.K\": reason" and returns -1 on error. */
+int proxy_netns_load(struct proxy *px, json_t *obj, const char *path);
+/* Bind the delayer's queue inside the bridge's namespace and start serving it. */
+int proxy_netns_start(struct proxy *px);
+/* Make the filter what (faults over profile) say, in one nft transaction; the delayer takes
+ * the new delays at once. -1 with the reason in why: nothing changed. */
+int proxy_netns_apply(struct proxy *px, const struct chaos_faultset *faults,
+                      const struct chaos_faultset *profile, char *why, size_t why_size);
+/* Release every held packet, remove the filter (no fault outlives its controller), close. */
+void proxy_netns_stop(struct proxy *px);
+void proxy_netns_free(struct proxy *px);
+/* GET /v1/faults's "netns" member: the bridge and, per ordered pair, state and counters. */
+json_t *proxy_netns_json(const struct proxy *px);
 
 /* faultspec.c (pure): the WAN profile text (also in chaos.h). */
 int chaos_wan_profile(const char *const *regions, unsigned n, char *out, size_t size);

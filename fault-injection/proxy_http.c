@@ -154,6 +154,8 @@ int proxy_load_config(struct proxy *px)
         config_error(path, "profile", "expected fault-set text");
     else if (profile != NULL && strlen(json_string_value(profile)) >= sizeof px->profile_text)
         config_error(path, "profile", "too long");
+    else if (json_object_get(doc, "netns") != NULL)
+        rc = proxy_netns_load(px, json_object_get(doc, "netns"), path);
     else if (load_links(px, json_object_get(doc, "links"), path) == 0)
         rc = 0;
     if (rc == 0 && profile != NULL)
@@ -166,7 +168,7 @@ int proxy_load_config(struct proxy *px)
 
 /* ---- the state as JSON ---- */
 
-static json_t *state_json(const struct chaos_link_state *st)
+json_t *proxy_link_state_json(const struct chaos_link_state *st)
 {
     return json_pack("{s:b,s:b,s:b,s:i,s:i,s:f,s:I}", "cut", st->cut, "reset", st->reset,
                      "blackhole", st->blackhole, "delay_ms", (int)st->delay_ms, "jitter_ms",
@@ -179,15 +181,20 @@ json_t *proxy_state_json(const struct proxy *px)
     json_t *links = json_array();
     for (unsigned i = 0; i < px->n_links; i++) {
         const struct proxy_link *l = &px->links[i];
-        json_array_append_new(
-            links, json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:I}", "from", px->regions[l->from],
-                             "to", px->regions[l->to], "service", l->service, "listen", l->listen,
-                             "upstream", l->upstream, "state", state_json(&l->st[0]), "connections",
-                             (int)l->n_conns, "bytes_forwarded", (json_int_t)l->bytes));
+        json_array_append_new(links,
+                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:I}", "from",
+                                        px->regions[l->from], "to", px->regions[l->to], "service",
+                                        l->service, "listen", l->listen, "upstream", l->upstream,
+                                        "state", proxy_link_state_json(&l->st[0]), "connections",
+                                        (int)l->n_conns, "bytes_forwarded", (json_int_t)l->bytes));
     }
-    return json_pack("{s:s,s:s,s:I,s:I,s:o}", "faults", px->faults_text, "profile",
-                     px->profile_text, "version", (json_int_t)px->version, "since_us",
-                     (json_int_t)px->since_us, "links", links);
+    json_t *doc = json_pack("{s:s,s:s,s:I,s:I,s:o,s:s}", "faults", px->faults_text, "profile",
+                            px->profile_text, "version", (json_int_t)px->version, "since_us",
+                            (json_int_t)px->since_us, "links", links, "mode",
+                            px->netns != NULL ? "netns" : "proxy");
+    if (doc != NULL && px->netns != NULL)
+        json_object_set_new(doc, "netns", proxy_netns_json(px));
+    return doc;
 }
 
 /* ---- the control API ---- */
@@ -323,7 +330,7 @@ static void route_set(struct hconn *hc, const struct request *rq, bool profile)
                      : proxy_set_faults(hc->px, text, why, sizeof why);
     json_decref(doc);
     if (rc != 0) {
-        respond_error(hc, 400, why);
+        respond_error(hc, rc == -2 ? 500 : 400, why);
         return;
     }
     respond(hc, 200, proxy_state_json(hc->px));

@@ -31,7 +31,7 @@ static const char *const default_regions[] = {"us-east-2", "eu-west-1", "ap-sout
 
 static const char run_usage[] =
     "Usage: aragora-chaos run SCENARIO --dir DIR [--seed N] [--base-port P] [--keep] [--wan]\n"
-    "                         [--long]\n"
+    "                         [--long] [--netns]\n"
     "  Run a scenario file (docs/chaos.md): a lab in DIR/lab, a workload writing to every\n"
     "  region, the scenario's faults on schedule, then the checkers. Writes DIR/report.json,\n"
     "  DIR/report.md and DIR/timeline.svg and prints the verdict.\n"
@@ -40,6 +40,7 @@ static const char run_usage[] =
     "  --keep         leave the lab running afterwards (aragora-chaos lab down --dir DIR/lab)\n"
     "  --wan          the WAN profile on every cross-region link, whatever the scenario says\n"
     "  --long         soak: the workload runs three times the scenario's duration\n"
+    "  --netns        namespace mode (root): regions in network namespaces, faults in nftables\n"
     "Exit status: 0 every check passed, 1 a check failed or the run failed, 2 usage error.\n";
 
 static void sleep_until_us(int64_t t)
@@ -69,6 +70,8 @@ static int lab_up(struct run_ctx *x)
         args[n++] = "--no-fence";
     if (x->sc.wan || x->o.wan)
         args[n++] = "--wan";
+    if (x->o.netns)
+        args[n++] = "--netns";
     if (!x->sc.redis)
         args[n++] = "--no-redis";
     if (strcmp(x->sc.dns, "none") == 0) {
@@ -78,9 +81,9 @@ static int lab_up(struct run_ctx *x)
         args[n++] = x->sc.dns;
     }
     args[n] = NULL;
-    printf("lab up in %s (%s replication, fence %s%s)...\n", x->lab_dir,
+    printf("lab up in %s (%s replication, fence %s%s%s)...\n", x->lab_dir,
            x->sc.sync ? "synchronous" : "asynchronous", x->sc.fence ? "on" : "off",
-           x->sc.wan || x->o.wan ? ", WAN profile" : "");
+           x->sc.wan || x->o.wan ? ", WAN profile" : "", x->o.netns ? ", network namespaces" : "");
     fflush(stdout);
     if (run_self(x, args) != 0) {
         fprintf(stderr, "aragora-chaos: run: lab up failed; see %s/runner.log\n", x->dir);
@@ -138,7 +141,8 @@ static int start_workload(struct run_ctx *x)
     unsigned n = 2;
     for (unsigned i = 0; i < x->lab.n_regions; i++) {
         char conninfo[160];
-        lab_pg_conninfo(&x->lab.regions[i].pg, "127.0.0.1", conninfo, sizeof conninfo);
+        lab_pg_conninfo(&x->lab.regions[i].pg, x->lab.regions[i].pg.host, conninfo,
+                        sizeof conninfo);
         snprintf(targets[i], sizeof targets[i], "%s=%s", x->names[i], conninfo);
         argv[n++] = "--target";
         argv[n++] = targets[i];
@@ -339,7 +343,7 @@ static void finish(struct run_ctx *x, struct run_result *res)
                                      .file = x->sc.file,
                                      .description = x->sc.description,
                                      .seed = x->sc.seed,
-                                     .mode = "proxy",
+                                     .mode = x->o.netns ? "netns" : "proxy",
                                      .wan = x->sc.wan || x->o.wan,
                                      .replication = x->sc.sync ? "sync" : "async",
                                      .fence = x->sc.fence};
@@ -425,6 +429,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
             o->keep = true;
         } else if (strcmp(a, "--wan") == 0) {
             o->wan = true;
+        } else if (strcmp(a, "--netns") == 0) {
+            o->netns = true;
         } else if (strcmp(a, "--long") == 0) {
             o->long_mode = true;
         } else if (a[0] == '-' && v == NULL) {

@@ -29,6 +29,7 @@ struct run_opts {
     bool seed_set;
     bool keep;      /* leave the lab running */
     bool wan;       /* --wan: force the WAN profile */
+    bool netns;     /* --netns: the lab in network namespaces (lab up --netns) */
     bool quiet;     /* bench: one line per run */
     bool long_mode; /* --long: the scenario's duration ×3 */
 };

@@ -446,6 +446,32 @@ static void final_dns(struct run_ctx *x)
     json_decref(doc);
 }
 
+/* One RESP reply into reply (NUL-terminated): reads until the bulk string is complete ("$N\r\n"
+ * and N bytes and "\r\n"), or a one-line reply has its "\r\n"; the answer may come in pieces.
+ * Returns its length, or -1 on error, timeout (SO_RCVTIMEO) or a reply too big. */
+static ssize_t read_bulk(int fd, char *reply, size_t size)
+{
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = read(fd, reply + have, size - 1 - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        have += (size_t)n;
+        reply[have] = '\0';
+        const char *eol = strstr(reply, "\r\n");
+        if (eol != NULL) {
+            long len = reply[0] == '$' ? strtol(reply + 1, NULL, 10) : -1;
+            size_t need = (size_t)(eol + 2 - reply) + (len >= 0 ? (size_t)len + 2 : 0);
+            if (have >= need)
+                return (ssize_t)have;
+        }
+        if (have + 1 >= size)
+            return -1;
+    }
+}
+
 /* GET the Redis key with one inline command over a plain socket (RESP bulk string back). */
 static void final_redis(struct run_ctx *x, unsigned i)
 {
@@ -459,12 +485,12 @@ static void final_redis(struct run_ctx *x, unsigned i)
     struct timeval tv = {.tv_sec = 2};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rd->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    inet_pton(AF_INET, rd->host, &sa.sin_addr);
     static const char cmd[] = "GET aragora:primary\r\n";
     ssize_t n = -1;
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
         write(fd, cmd, sizeof cmd - 1) == (ssize_t)(sizeof cmd - 1))
-        n = read(fd, reply, sizeof reply - 1);
+        n = read_bulk(fd, reply, sizeof reply);
     close(fd);
     if (n <= 0 || reply[0] != '$')
         return;
@@ -542,7 +568,8 @@ void run_read_back(struct run_ctx *x)
         fprintf(stderr, "aragora-chaos: run: no authorized primary to read back from\n");
         return;
     }
-    lab_pg_conninfo(&x->lab.regions[primary].pg, "127.0.0.1", conninfo, sizeof conninfo);
+    lab_pg_conninfo(&x->lab.regions[primary].pg, x->lab.regions[primary].pg.host, conninfo,
+                    sizeof conninfo);
     snprintf(out, sizeof out, "%s/rows.jsonl", x->dir);
     const char *args[] = {"workload", "--readback", conninfo, "--out", out, NULL};
     if (run_self(x, args) != 0) {

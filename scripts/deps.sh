@@ -11,6 +11,7 @@ pkgs=(
     build-essential meson ninja-build pkgconf clang-format
     libraft-dev libuv1-dev libmsgpack-dev libyaml-dev libmicrohttpd-dev
     libcurl4-openssl-dev libjansson-dev libssl-dev libpq-dev postgresql-15
+    nftables iptables libnetfilter-queue-dev
     python3 curl procps util-linux
     pdns-server pdns-backend-sqlite3 sqlite3 bind9-dnsutils redis-server libhiredis-dev libldns-dev
     postgresql-server-dev-15

@@ -5,7 +5,8 @@ directory and a free port range below 32768. The runner itself asserts the scena
 is complete, prints report.md into the test log, and removes the directory when the run passed
 (it is kept, and named, when it failed).
 
-Usage: run_scenario.py SCENARIO.yaml [--long]
+Usage: run_scenario.py SCENARIO.yaml [--long] [--netns] [--wan]
+(--netns: namespace mode, root only; exits 77, "skipped", without root)
 Environment: ARAGORA_BIN_DIR (the meson build root), ARAGORA_CHAOS_PORT_BASE (default 24000).
 """
 
@@ -48,6 +49,9 @@ def pick_base_port():
 def main():
     scenario = sys.argv[1]
     extra = sys.argv[2:]
+    if "--netns" in extra and os.geteuid() != 0:
+        print("skipped: namespace mode needs root")
+        return 77
     d = tempfile.mkdtemp(prefix="aragora-chaos-")
     os.chmod(d, 0o755)  # PostgreSQL runs as the postgres user when we are root
     cmd = [CHAOS, "run", scenario, "--dir", d, "--base-port", str(pick_base_port()), *extra]
@@ -58,6 +62,10 @@ def main():
         with open(os.path.join(d, "report.json")) as fh:
             report = json.load(fh)
         names = {c["name"] for c in report["checks"]}
+        want_mode = "netns" if "--netns" in extra else "proxy"
+        mode = report.get("scenario", {}).get("mode")
+        if mode != want_mode:
+            problems.append("report.json: fault layer %r, expected %r" % (mode, want_mode))
         if not CHECKS <= names:
             problems.append("report.json lacks checks %s" % sorted(CHECKS - names))
         want = "pass" if rc == 0 else "fail"
