@@ -214,4 +214,4 @@ TESTS = [test_drain_region, test_plan_and_confirm, test_drain_primary, test_stat
 
 
 if __name__ == "__main__":
-    sys.exit(test_lab.run_tests(TESTS, sys.argv, 60))
+    sys.exit(test_lab.run_tests(TESTS, sys.argv, 64))
