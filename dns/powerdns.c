@@ -132,6 +132,12 @@ static void finish_http_error(struct dns_op *op, const struct afc_http_response 
     } else if (st == 404) {
         dns_op_finish(op, AFC_DNS_FAILED, "%s: zone %s not found (HTTP 404): %s", what,
                       op->p->cfg.zone, text);
+    } else if (st == 429) {
+        /* PowerDNS itself never limits, but the reverse proxy an operator puts in front of its
+         * API may: a throttled write is tried again, no sooner than it asks */
+        op->res.retry_after_ms = res->retry_after_s > 0 ? (unsigned)res->retry_after_s * 1000 : 0;
+        dns_op_finish(op, AFC_DNS_RETRY, "%s: rate limited (HTTP 429, Retry-After %ld s)", what,
+                      res->retry_after_s);
     } else if (st >= 500) {
         dns_op_finish(op, AFC_DNS_RETRY, "%s: server error (HTTP %ld): %s", what, st, text);
     } else {

@@ -58,6 +58,10 @@ struct chaos_fault {
 struct chaos_faultset {
     unsigned n;
     struct chaos_fault f[CHAOS_MAX_FAULTS];
+    /* `dns 429 [retry-after 2s]`: the DNS provider's API answers every request with 429 Too
+     * Many Requests and this Retry-After (seconds; 0 = no such fault). Not a link fault: the
+     * lab's fault layer fronts the PowerDNS API (its "dns-api" link) and answers for it. */
+    unsigned dns_429_retry_s;
 };
 
 /* What a direction of a link does right now: the combination of every fault on (from, to). */

@@ -4,7 +4,7 @@
  * into the state the proxy applies. Pure: no I/O, no allocation.
  *
  * Parsing goes item by item (comma separated). Each item is copied, trimmed, then read as
- *   isolate REGION | REGION ARROW REGION [ACTION]
+ *   isolate REGION | REGION ARROW REGION [ACTION] | dns 429 [retry-after DURATION]
  * where the arrow is found by scanning (region names contain '-' but never an arrow), so
  * "a->b" and "a -> b" both work. Errors name the 1-based item, its text and the 1-based column
  * inside the trimmed item. Expansion (`*`, `<->`, partitions, isolate) happens as faults are
@@ -313,6 +313,30 @@ static int parse_isolate(const struct pctx *x, const char *p)
     return add_pairs(x, x->item, f, r, ALL_REGIONS, true);
 }
 
+/* "dns 429 [retry-after 2s]": the DNS provider's API answers 429 Too Many Requests. */
+static int parse_dns(const struct pctx *x, const char *p)
+{
+    p = skip_space(p);
+    size_t len = word_len(p);
+    if (!word_is(p, len, "429"))
+        return fail(x, p, "expected \"dns 429\" or \"dns 429 retry-after DURATION\"");
+    unsigned ms = 1000;
+    p = skip_space(p + len);
+    len = word_len(p);
+    if (word_is(p, len, "retry-after")) {
+        p = skip_space(p + len);
+        const char *at = p;
+        if (duration_at(x, &p, &ms) != 0)
+            return -1;
+        if (ms < 1000 || ms % 1000 != 0 || ms > 3600 * 1000)
+            return fail(x, at, "Retry-After is whole seconds, 1s to 1h");
+    }
+    if (expect_end(x, p) != 0)
+        return -1;
+    x->out->dns_429_retry_s = ms / 1000;
+    return 0;
+}
+
 static int parse_item(const struct pctx *x)
 {
     const char *s = x->item;
@@ -320,11 +344,13 @@ static int parse_item(const struct pctx *x)
     size_t len = word_len(s);
     if (word_is(s, len, "isolate"))
         return parse_isolate(x, s + len);
+    if (word_is(s, len, "dns"))
+        return parse_dns(x, s + len);
     const char *at = find_arrow(s, &arrow);
     if (at == NULL)
         return fail(x, s,
-                    "expected \"A -/- B\", \"A -/> B\", \"A -> B ACTION\", \"A <-> B ACTION\" or "
-                    "\"isolate A\"");
+                    "expected \"A -/- B\", \"A -/> B\", \"A -> B ACTION\", \"A <-> B ACTION\", "
+                    "\"isolate A\" or \"dns 429\"");
     size_t alen = word_len(s);
     if (s + alen > at)
         alen = (size_t)(at - s);
@@ -363,6 +389,7 @@ int chaos_faultset_parse(const char *text, const char *const *regions, unsigned 
                      .why = why,
                      .why_size = why_size};
     out->n = 0;
+    out->dns_429_retry_s = 0;
     if (why != NULL && why_size > 0)
         why[0] = '\0';
     const char *t = skip_space(text != NULL ? text : "");
@@ -480,7 +507,7 @@ int chaos_faultset_format(const struct chaos_faultset *set, const char *const *r
     if (size == 0)
         return -1;
     out[0] = '\0';
-    if (set->n == 0)
+    if (set->n == 0 && set->dns_429_retry_s == 0)
         put(&b, "none");
     for (unsigned i = 0; i < set->n; i++) {
         const struct chaos_fault *f = &set->f[i];
@@ -500,6 +527,8 @@ int chaos_faultset_format(const struct chaos_faultset *set, const char *const *r
         put(&b, "%s %s ", m >= 0 ? "<->" : "->", regions[f->to]);
         put_action(&b, f);
     }
+    if (set->dns_429_retry_s > 0)
+        put(&b, "%sdns 429 retry-after %us", b.len ? ", " : "", set->dns_429_retry_s);
     return b.overflow ? -1 : 0;
 }
 

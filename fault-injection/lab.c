@@ -649,8 +649,8 @@ static int cmd_up(const struct lab_opts *o)
                 o->dir, running, (int)pid, o->dir);
         return 1;
     }
-    /* the highest port: the fault proxy's control API after the regions and the PowerDNS */
-    if (o->base_port + 10 * o->regions + 5 >= 32768) {
+    /* the highest port: the PowerDNS API front after the fault layer's control API */
+    if (o->base_port + 10 * o->regions + 6 >= 32768) {
         fprintf(stderr, "aragora-chaos: ports from %u for %u regions would pass 32767\n",
                 o->base_port, o->regions);
         return 2;

@@ -309,6 +309,9 @@ void lab_via_host(const struct lab *lab, unsigned from, unsigned to, char *out, 
 int lab_proxy_up(struct lab *lab);
 /* 1 stopped, 0 was not running, -1 survived SIGKILL. */
 int lab_proxy_down(struct lab *lab);
+/* The URL the coordinators use for the PowerDNS API when the fault layer fronts it (for `dns
+ * 429`: control port + 1); -1 when it does not (no fault layer, or not the API provider). */
+int lab_dns_front_url(const struct lab *lab, char *out, size_t size);
 enum lab_proc_state lab_proxy_state(const struct lab *lab);
 void lab_proxy_print_status(const struct lab *lab);
 

@@ -111,9 +111,11 @@ void lab_dns_write_config(FILE *f, const struct lab *lab)
             "dns:\n  provider: %s\n  name: %s\n  zone: %s\n  ttl: 5\n"
             "  verify_servers: [\"%s:%u\"]\n",
             lab_dns_mode_name(d->mode), d->name, d->zone, d->host, d->dns_port);
-    /* both sections: dns.provider picks one, so switching is a one-line edit */
-    fprintf(f, "  powerdns:\n    api_url: \"%s\"\n    api_key_file: \"%s\"\n", d->api_url,
-            d->api_key_file);
+    /* both sections: dns.provider picks one, so switching is a one-line edit; the API through
+     * the fault layer's front when there is one (`dns 429`) */
+    char front[96];
+    fprintf(f, "  powerdns:\n    api_url: \"%s\"\n    api_key_file: \"%s\"\n",
+            lab_dns_front_url(lab, front, sizeof front) == 0 ? front : d->api_url, d->api_key_file);
     fprintf(f,
             "  rfc2136:\n    server: \"%s:%u\"\n    tsig_name: %s\n"
             "    tsig_algorithm: hmac-sha256\n    tsig_secret_file: \"%s\"\n",

@@ -69,6 +69,30 @@ static void write_link(FILE *f, const struct lab *lab, unsigned from, unsigned t
     *first = false;
 }
 
+/* The PowerDNS API's front (proxy_throttle.c, `dns 429`): on the fault layer's control port + 1,
+ * where the regions reach this machine (127.0.0.1, or its bridge address in namespace mode). */
+static bool has_dns_front(const struct lab *lab)
+{
+    return lab->proxy.enabled && lab->dns.mode == LAB_DNS_POWERDNS;
+}
+
+int lab_dns_front_url(const struct lab *lab, char *out, size_t size)
+{
+    if (!has_dns_front(lab))
+        return -1;
+    snprintf(out, size, "http://%s:%u", lab->dns.host, lab->proxy.control_port + 1);
+    return 0;
+}
+
+static void write_dns_front(FILE *f, const struct lab *lab, bool first)
+{
+    fprintf(f,
+            "%s\n    {\"service\": \"dns-api\", \"listen\": \"%s:%u\", \"upstream\": "
+            "\"%s:%u\"}",
+            first ? "" : ",", lab->dns.host, lab->proxy.control_port + 1, lab->dns.host,
+            lab->dns.api_port);
+}
+
 /* DIR/chaos/links.json: the proxy's whole configuration (proxy.c reads it). */
 static int write_links(const struct lab *lab)
 {
@@ -94,7 +118,10 @@ static int write_links(const struct lab *lab)
         fprintf(f, "  \"netns\": {\"bridge\": \"%s\", \"addresses\": [", lab->netns.bridge);
         for (unsigned i = 0; i < lab->n_regions; i++)
             fprintf(f, "%s\"%s\"", i ? ", " : "", lab->regions[i].host);
-        fprintf(f, "]}\n}\n");
+        fprintf(f, "]},\n  \"links\": [");
+        if (has_dns_front(lab))
+            write_dns_front(f, lab, true);
+        fprintf(f, "\n  ]\n}\n");
         return fclose(f) == 0 ? 0 : -1;
     }
     fprintf(f, "  \"links\": [");
@@ -110,6 +137,8 @@ static int write_links(const struct lab *lab)
                 write_link(f, lab, a, b, "postgres", t->pg.port, &first);
         }
     }
+    if (has_dns_front(lab))
+        write_dns_front(f, lab, first);
     fprintf(f, "\n  ]\n}\n");
     if (fclose(f) != 0) {
         fprintf(stderr, "aragora-chaos: %s: %s\n", lab->proxy.links, strerror(errno));

@@ -471,6 +471,10 @@ static void accept_cb(uv_stream_t *server, int status)
     struct proxy_link *l = server->data;
     if (status < 0 || l->px->stopping)
         return;
+    if (l->dns_front && l->px->faults.dns_429_retry_s > 0) {
+        proxy_throttle_accept(l, server);
+        return;
+    }
     struct proxy_conn *c = conn_new(l);
     if (c == NULL) {
         fprintf(stderr, "aragora-chaos proxy: out of memory accepting on %s\n", l->listen);
@@ -499,14 +503,23 @@ static void apply(struct proxy *px)
 {
     for (unsigned i = 0; i < px->n_links; i++) {
         struct proxy_link *l = &px->links[i];
+        if (l->dns_front) { /* outside every region: no link fault reaches it */
+            memset(l->st, 0, sizeof l->st);
+            continue;
+        }
         direction_state(px, l->from, l->to, &l->st[0]);
         direction_state(px, l->to, l->from, &l->st[1]);
     }
     for (unsigned i = 0; i < px->n_links; i++) {
         struct proxy_conn *next;
+        /* a kept-alive connection to the DNS API must not slip past a new `dns 429` */
+        bool throttle = px->links[i].dns_front && px->faults.dns_429_retry_s > 0;
         for (struct proxy_conn *c = px->links[i].conns; c != NULL; c = next) {
             next = c->next;
-            reevaluate(c);
+            if (throttle)
+                close_conn(c, true);
+            else
+                reevaluate(c);
         }
     }
 }

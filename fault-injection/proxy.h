@@ -33,6 +33,9 @@ struct proxy_link {
     struct proxy_conn *conns;      /* doubly linked */
     unsigned n_conns;
     uint64_t bytes;
+    bool dns_front;     /* service "dns-api": the DNS provider's API, outside every region; no
+                           link faults, but `dns 429` answers for it (proxy_throttle.c) */
+    uint64_t throttled; /* requests answered 429 */
 };
 
 struct proxy {
@@ -68,6 +71,10 @@ json_t *proxy_state_json(const struct proxy *px);
 int proxy_load_config(struct proxy *px);
 /* "A.B.C.D:PORT" into an IPv4 address; -1 when malformed. */
 int proxy_parse_addr(const char *text, struct sockaddr_storage *out);
+
+/* proxy_throttle.c: take a connection accepted on a dns-api link while `dns 429` is in force:
+ * read one HTTP request, answer 429 Too Many Requests with Retry-After, close. */
+void proxy_throttle_accept(struct proxy_link *l, uv_stream_t *server);
 
 /* proxy_http.c: one direction's state as JSON (a new reference). */
 json_t *proxy_link_state_json(const struct chaos_link_state *st);

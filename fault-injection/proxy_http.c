@@ -66,6 +66,12 @@ static int load_link(struct proxy *px, json_t *o, struct proxy_link *l, char *ke
     const char *listen = string_key(o, "listen", PROXY_ADDR_MAX);
     const char *upstream = string_key(o, "upstream", PROXY_ADDR_MAX);
     int f = region_index(px, from), t = region_index(px, to);
+    if (service != NULL && strcmp(service, "dns-api") == 0) {
+        /* the DNS provider's API: outside every region, so no from and to */
+        l->dns_front = true;
+        f = 0;
+        t = px->n_regions > 1 ? 1 : 0;
+    }
     const char *bad = f < 0                                                              ? "from"
                       : t < 0 || t == f                                                  ? "to"
                       : service == NULL                                                  ? "service"
@@ -154,9 +160,12 @@ int proxy_load_config(struct proxy *px)
         config_error(path, "profile", "expected fault-set text");
     else if (profile != NULL && strlen(json_string_value(profile)) >= sizeof px->profile_text)
         config_error(path, "profile", "too long");
-    else if (json_object_get(doc, "netns") != NULL)
+    else if (json_object_get(doc, "netns") != NULL) {
+        /* namespace mode: no region links; at most the DNS API's front */
         rc = proxy_netns_load(px, json_object_get(doc, "netns"), path);
-    else if (load_links(px, json_object_get(doc, "links"), path) == 0)
+        if (rc == 0 && json_array_size(json_object_get(doc, "links")) > 0)
+            rc = load_links(px, json_object_get(doc, "links"), path);
+    } else if (load_links(px, json_object_get(doc, "links"), path) == 0)
         rc = 0;
     if (rc == 0 && profile != NULL)
         snprintf(px->profile_text, sizeof px->profile_text, "%s", json_string_value(profile));
@@ -181,12 +190,15 @@ json_t *proxy_state_json(const struct proxy *px)
     json_t *links = json_array();
     for (unsigned i = 0; i < px->n_links; i++) {
         const struct proxy_link *l = &px->links[i];
-        json_array_append_new(links,
-                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:I}", "from",
-                                        px->regions[l->from], "to", px->regions[l->to], "service",
-                                        l->service, "listen", l->listen, "upstream", l->upstream,
-                                        "state", proxy_link_state_json(&l->st[0]), "connections",
-                                        (int)l->n_conns, "bytes_forwarded", (json_int_t)l->bytes));
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:I}", "from",
+                              l->dns_front ? "(regions)" : px->regions[l->from], "to",
+                              l->dns_front ? "(dns provider)" : px->regions[l->to], "service",
+                              l->service, "listen", l->listen, "upstream", l->upstream, "state",
+                              proxy_link_state_json(&l->st[0]), "connections", (int)l->n_conns,
+                              "bytes_forwarded", (json_int_t)l->bytes);
+        if (o != NULL && l->dns_front)
+            json_object_set_new(o, "throttled", json_integer((json_int_t)l->throttled));
+        json_array_append_new(links, o);
     }
     json_t *doc = json_pack("{s:s,s:s,s:I,s:I,s:o,s:s}", "faults", px->faults_text, "profile",
                             px->profile_text, "version", (json_int_t)px->version, "since_us",

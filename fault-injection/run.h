@@ -63,7 +63,9 @@ struct run_ctx {
     uint64_t epoch_before;
     /* open intervals: index into rec.intervals, -1 none */
     long net_iv;
-    long switchover_iv; /* from a switchover step until the next wait step completes */
+    char net_text[CHAOS_TEXT_MAX]; /* the network faults the schedule applied last ("" none) */
+    bool dns_429;                  /* a dns: 429 step is in force (added to net_text) */
+    long switchover_iv;            /* from a switchover step until the next wait step completes */
     long proc_iv[LAB_MAX_REGIONS][RUN_WHATS];
     bool frozen[LAB_MAX_REGIONS][RUN_WHATS];
     char schedule_error[512]; /* "" = the schedule ran as written */

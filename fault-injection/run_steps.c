@@ -180,10 +180,23 @@ static void note_failure(struct run_ctx *x)
 
 /* ---- the steps ---- */
 
+#define DNS_429_ITEM "dns 429 retry-after 2s"
+
+/* The network faults and, while a dns: 429 step is in force, the DNS API's throttling. */
+static int put_all_faults(struct run_ctx *x, char *why, size_t why_size)
+{
+    char text[CHAOS_TEXT_MAX + 64];
+    bool net = x->net_text[0] != '\0' && strcmp(x->net_text, "none") != 0;
+    snprintf(text, sizeof text, "%s%s%s", net ? x->net_text : "", net && x->dns_429 ? ", " : "",
+             x->dns_429 ? DNS_429_ITEM : "");
+    return put_faults(x, text, why, why_size);
+}
+
 static int apply_network(struct run_ctx *x, unsigned k, const char *text, const char *label)
 {
     char why[512];
-    if (put_faults(x, text, why, sizeof why) != 0)
+    snprintf(x->net_text, sizeof x->net_text, "%s", text);
+    if (put_all_faults(x, why, sizeof why) != 0)
         return step_error(x, k, "the proxy refused the fault set: %s", why);
     run_end_interval(x, &x->net_iv);
     if (strcmp(text, "") != 0 && strcmp(text, "none") != 0)
@@ -221,7 +234,7 @@ static int step_nemesis(struct run_ctx *x, unsigned k)
 static int step_flap(struct run_ctx *x, unsigned k)
 {
     const struct chaos_step *s = &x->sc.steps[k];
-    char text[CHAOS_TEXT_MAX], label[CHAOS_TEXT_MAX + 128];
+    char text[CHAOS_TEXT_MAX], label[CHAOS_TEXT_MAX + 128], why[512];
     if (shape_text(x, k, text, sizeof text, label, sizeof label) != 0)
         return -1;
     int64_t end = run_now_us() + s->for_us;
@@ -230,8 +243,9 @@ static int step_flap(struct run_ctx *x, unsigned k)
         if (apply_network(x, k, text, label) != 0)
             return -1;
         usleep((useconds_t)s->down_us); /* the fault's scheduled length */
-        if (clear_faults(x) != 0)
-            return step_error(x, k, "%s", "the proxy did not clear the faults");
+        x->net_text[0] = '\0';
+        if (put_all_faults(x, why, sizeof why) != 0)
+            return step_error(x, k, "the proxy did not clear the faults: %s", why);
         run_end_interval(x, &x->net_iv);
         usleep((useconds_t)s->up_us);
         n++;
@@ -334,7 +348,23 @@ static int step_dns(struct run_ctx *x, unsigned k)
     if (x->lab.dns.mode == LAB_DNS_OFF)
         return step_error(x, k, "%s", "the lab has no DNS (lab: dns: none)");
     long *iv = &x->proc_iv[0][4];
-    if (strcmp(s->what, "down") == 0) {
+    char why[512];
+    if (strcmp(s->what, "429") == 0) {
+        /* the fault layer fronts the PowerDNS API and answers 429 with Retry-After */
+        if (x->lab.dns.mode != LAB_DNS_POWERDNS || !x->lab.proxy.enabled)
+            return step_error(x, k, "%s",
+                              "dns: 429 needs the PowerDNS API provider and a fault layer");
+        x->dns_429 = true;
+        if (put_all_faults(x, why, sizeof why) != 0)
+            return step_error(x, k, "the fault layer refused dns 429: %s", why);
+        run_end_interval(x, iv);
+        *iv = run_add_interval(x, "DNS provider answers 429", false);
+    } else if (strcmp(s->what, "up") == 0 && x->dns_429) {
+        x->dns_429 = false;
+        if (put_all_faults(x, why, sizeof why) != 0)
+            return step_error(x, k, "the fault layer did not end dns 429: %s", why);
+        run_end_interval(x, iv);
+    } else if (strcmp(s->what, "down") == 0) {
         if (run_lab_verb(x, "kill", "dns", NULL) != 0)
             return step_error(x, k, "%s", "aragora-chaos lab kill dns failed");
         run_end_interval(x, iv);
@@ -344,7 +374,7 @@ static int step_dns(struct run_ctx *x, unsigned k)
             return step_error(x, k, "%s", "aragora-chaos lab restart dns failed");
         run_end_interval(x, iv);
     } else {
-        return step_error(x, k, "dns: '%s' is not supported by the lab (down, up)", s->what);
+        return step_error(x, k, "dns: '%s' is not supported by the lab (down, 429, up)", s->what);
     }
     printf("  t+%6.1fs  DNS provider %s\n", (double)(run_now_us() - x->t0_us) / 1e6, s->what);
     return 0;
@@ -442,6 +472,8 @@ void run_heal(struct run_ctx *x)
 {
     if (x->lab.proxy.enabled)
         clear_faults(x);
+    x->net_text[0] = '\0';
+    x->dns_429 = false;
     run_end_interval(x, &x->net_iv);
     for (unsigned r = 0; r < x->lab.n_regions; r++) {
         for (int w = 0; w < RUN_WHATS; w++) {

@@ -20,7 +20,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dnslab import PowerDNS  # noqa: E402
@@ -226,6 +228,37 @@ def run_powerdns(pdns):
         res = tool(base, env)
         expect_found(res, "fd00::10", 4, "us-east-2")
 
+    def rate_limited_by_a_front():
+        # A reverse proxy in front of the API that throttles: 429 with Retry-After is a RETRY
+        # no sooner than it asks; nothing reaches PowerDNS
+        class Throttle(BaseHTTPRequestHandler):
+            def answer(self):
+                body = b'{"error": "Too Many Requests"}'
+                self.send_response(429)
+                self.send_header("Retry-After", "3")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            do_GET = do_PATCH = answer
+
+            def log_message(self, *args):
+                pass
+        front = ThreadingHTTPServer(("127.0.0.1", 0), Throttle)
+        threading.Thread(target=front.serve_forever, daemon=True).start()
+        try:
+            throttled = list(base)
+            throttled[throttled.index("--api-url") + 1] = "http://127.0.0.1:%d" % front.server_port
+            before = dig()
+            res = tool(throttled, env, "cas", cas_args("127.0.10.9", 9, "us-east-2",
+                                                       ("127.0.10.2", 2, "eu-west-1")))
+            expect_outcome(res, "retry")
+            assert res["retry_after_ms"] == 3000 and "429" in res["message"], res
+            assert dig() == before, dig()
+        finally:
+            front.shutdown()
+            front.server_close()
+
     r.run("get on an empty zone", get_empty)
     r.run("cas from nothing", cas_from_nothing)
     r.run("cas with the right expectation moves dig", cas_moves_dig)
@@ -234,6 +267,7 @@ def run_powerdns(pdns):
     r.run("an unknown zone fails", unknown_zone)
     r.run("422 fails with PowerDNS's text", unprocessable)
     r.run("PowerDNS stopped: retry; restarted: the cas succeeds", stopped_then_restarted)
+    r.run("429 from a throttling front: retry after Retry-After", rate_limited_by_a_front)
     r.run("IPv4 to IPv6", family_change)
     return r
 

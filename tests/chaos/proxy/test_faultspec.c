@@ -162,6 +162,10 @@ static void test_errors(void)
         {"isolate us-east-2 now", "column 19: unexpected \"now\""},
         {"us-east-2 x -> eu-west-1 reset", "column 11: unexpected \"x\" before \"->\""},
         {"us-east-2 -> eu-west-1 reset now", "column 30: unexpected \"now\""},
+        {"dns 500", "column 5: expected \"dns 429\""},
+        {"dns 429 retry-after 500ms", "column 21: Retry-After is whole seconds"},
+        {"dns 429 retry-after", "column 20: expected a"},
+        {"dns 429 soon", "column 9: unexpected \"soon\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct chaos_faultset s;
@@ -350,6 +354,29 @@ static void test_wan_profile(void)
     CHECK_EQ_INT(chaos_wan_profile(R3, 3, out, 20), -1);
 }
 
+/* `dns 429`: not a link fault; it parses, prints back, and leaves every link alone. */
+static void test_dns_429(void)
+{
+    struct chaos_faultset s, back;
+    char why[512], text[CHAOS_TEXT_MAX];
+    REQUIRE(parse3("dns 429", &s, why) == 0);
+    CHECK_EQ_INT(s.dns_429_retry_s, 1);
+    CHECK_EQ_INT(s.n, 0);
+    REQUIRE(chaos_faultset_format(&s, R3, 3, text, sizeof text) == 0);
+    CHECK_EQ_STR(text, "dns 429 retry-after 1s");
+    REQUIRE(parse3("isolate ap-south-1, dns 429 retry-after 3s", &s, why) == 0);
+    CHECK_EQ_INT(s.dns_429_retry_s, 3);
+    CHECK_EQ_INT(s.n, 4);
+    REQUIRE(chaos_faultset_format(&s, R3, 3, text, sizeof text) == 0);
+    CHECK_CONTAINS(text, ", dns 429 retry-after 3s");
+    REQUIRE(parse3(text, &back, why) == 0);
+    CHECK(same_set(&s, &back) && back.dns_429_retry_s == 3);
+    CHECK(chaos_faultset_passes(&s, 0, 1)); /* us-east-2 <-> eu-west-1 untouched */
+    /* parsing anew forgets an earlier set's throttle */
+    REQUIRE(parse3("none", &s, why) == 0);
+    CHECK_EQ_INT(s.dns_429_retry_s, 0);
+}
+
 int main(void)
 {
     TEST_RUN(test_empty);
@@ -362,5 +389,6 @@ int main(void)
     TEST_RUN(test_shapes);
     TEST_RUN(test_random_halves);
     TEST_RUN(test_wan_profile);
+    TEST_RUN(test_dns_429);
     TEST_END();
 }

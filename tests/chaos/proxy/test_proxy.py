@@ -133,7 +133,7 @@ class Lab:
         self.proc = None
         self.write_links()
 
-    def write_links(self, profile=""):
+    def write_links(self, profile="", dns_front=None):
         doc = {"control": "127.0.0.1:%d" % self.control, "regions": REGIONS, "profile": profile,
                "links": [
                    {"from": "us-east-2", "to": "eu-west-1", "service": "echo",
@@ -142,6 +142,9 @@ class Lab:
                    {"from": "eu-west-1", "to": "us-east-2", "service": "echo",
                     "listen": "%s:%d" % self.listen_back,
                     "upstream": "127.0.0.1:%d" % (self.control + 4)}]}
+        if dns_front is not None:
+            doc["links"].append({"service": "dns-api", "listen": dns_front[0],
+                                 "upstream": dns_front[1]})
         with open(os.path.join(self.chaos, "links.json"), "w") as f:
             json.dump(doc, f)
 
@@ -574,9 +577,77 @@ def case_peer_vanishes(lab):
     assert lab.api("GET", "/v1/health")[0] == 200
 
 
+def case_dns_429(lab):
+    """The DNS provider's API front ("dns-api" link): no link fault reaches it; `dns 429` answers
+    every request 429 with Retry-After (nothing reaches the provider), resets kept-alive
+    connections, and ends with the fault."""
+    import http.client
+    import http.server
+    seen = []
+
+    class Provider(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def answer(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            seen.append((self.command, self.rfile.read(n)))
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        do_GET = do_PATCH = answer
+
+        def log_message(self, *args):
+            pass
+    provider = http.server.ThreadingHTTPServer(("127.0.0.1", lab.control + 6), Provider)
+    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    try:
+        lab.stop()
+        lab.write_links(dns_front=("127.0.0.1:%d" % (lab.control + 5),
+                                   "127.0.0.1:%d" % (lab.control + 6)))
+        lab.start()
+
+        def request(conn, method="GET", body=None):
+            conn.request(method, "/api/v1/servers/localhost/zones/aragora.lab.", body=body,
+                         headers={"X-API-Key": "k", "Content-Type": "application/json"})
+            r = conn.getresponse()
+            return r.status, r.getheader("Retry-After"), r.read()
+
+        kept = http.client.HTTPConnection("127.0.0.1", lab.control + 5, timeout=10)
+        assert request(kept)[0] == 200
+        lab.faults("isolate us-east-2")  # the provider is outside every region
+        assert request(kept)[0] == 200 and len(seen) == 2, seen
+        doc = lab.faults("isolate us-east-2, dns 429 retry-after 3s")
+        assert doc["faults"].endswith("dns 429 retry-after 3s"), doc["faults"]
+        for method, body in (("GET", None), ("PATCH", b'{"rrsets": []}')):
+            c = http.client.HTTPConnection("127.0.0.1", lab.control + 5, timeout=10)
+            status, retry, text = request(c, method, body)
+            c.close()
+            assert status == 429 and retry == "3" and b"Too Many Requests" in text, \
+                (status, retry, text)
+        assert len(seen) == 2, seen  # nothing reached the provider
+        # the connection kept alive from before cannot slip past the throttle
+        try:
+            status = request(kept)[0]
+        except (OSError, http.client.HTTPException):
+            status = None
+        assert status != 200, status
+        front = [l for l in lab.api("GET", "/v1/faults")[1]["links"]
+                 if l["service"] == "dns-api"][0]
+        assert front["throttled"] >= 2 and front["to"] == "(dns provider)", front
+        lab.clear()
+        c = http.client.HTTPConnection("127.0.0.1", lab.control + 5, timeout=10)
+        assert request(c, "PATCH", b"{}")[0] == 200 and len(seen) == 3, seen
+        c.close()
+    finally:
+        provider.shutdown()
+        provider.server_close()
+
+
 CASES = ["passthrough", "delay", "loss", "one_way_cut", "partition_defers_connect", "reset",
          "blackhole", "rate_limit", "control_api_errors", "restart_restores", "faults_log",
-         "cli_round_trip", "bad_config", "peer_vanishes"]
+         "cli_round_trip", "bad_config", "peer_vanishes", "dns_429"]
 
 
 def main():
