@@ -115,6 +115,15 @@ void chaos_link_combine(const struct chaos_link_state *a, const struct chaos_lin
 int chaos_nft_ruleset(const struct chaos_link_state *state, unsigned n, const char *const *addrs,
                       char *out, size_t size);
 
+/* Text appended into a fixed buffer; once something does not fit, overflow stays set and nothing
+ * more is written (faultspec.c; the fault set's and the nft rule set's text). */
+struct chaos_buf {
+    char *p;
+    size_t size, len;
+    bool overflow;
+};
+void chaos_buf_put(struct chaos_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* The WAN profile (faultspec.c; also declared in proxy.h): one-way delays with jitter between
  * every pair of regions, round trips 80-250 ms, as fault-set text. */
 int chaos_wan_profile(const char *const *regions, unsigned n, char *out, size_t size);

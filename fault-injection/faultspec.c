@@ -420,15 +420,7 @@ int chaos_faultset_parse(const char *text, const char *const *regions, unsigned 
 
 /* ---- the canonical text ---- */
 
-struct buf {
-    char *p;
-    size_t size, len;
-    bool overflow;
-};
-
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct buf *b, const char *fmt, ...)
+void chaos_buf_put(struct chaos_buf *b, const char *fmt, ...)
 {
     if (b->overflow)
         return;
@@ -444,7 +436,7 @@ static void put(struct buf *b, const char *fmt, ...)
 }
 
 /* The shortest %g form of v that reads back as exactly v. */
-static void put_double(struct buf *b, double v)
+static void put_double(struct chaos_buf *b, double v)
 {
     char tmp[40];
     for (int prec = 6; prec <= 17; prec++) {
@@ -452,38 +444,38 @@ static void put_double(struct buf *b, double v)
         if (strtod(tmp, NULL) == v)
             break;
     }
-    put(b, "%s", tmp);
+    chaos_buf_put(b, "%s", tmp);
 }
 
-static void put_action(struct buf *b, const struct chaos_fault *f)
+static void put_action(struct chaos_buf *b, const struct chaos_fault *f)
 {
     switch (f->kind) {
     case CHAOS_F_CUT:
-        put(b, "cut");
+        chaos_buf_put(b, "cut");
         break;
     case CHAOS_F_DELAY:
-        put(b, "delay %ums", f->delay_ms);
+        chaos_buf_put(b, "delay %ums", f->delay_ms);
         if (f->jitter_ms > 0)
-            put(b, "\xc2\xb1%ums", f->jitter_ms);
+            chaos_buf_put(b, "\xc2\xb1%ums", f->jitter_ms);
         break;
     case CHAOS_F_LOSS:
-        put(b, "loss ");
+        chaos_buf_put(b, "loss ");
         put_double(b, f->loss_pct);
-        put(b, "%%");
+        chaos_buf_put(b, "%%");
         break;
     case CHAOS_F_RATE:
         if (f->rate_bps % 1000000 == 0)
-            put(b, "rate %llumbps", (unsigned long long)(f->rate_bps / 1000000));
+            chaos_buf_put(b, "rate %llumbps", (unsigned long long)(f->rate_bps / 1000000));
         else if (f->rate_bps % 1000 == 0)
-            put(b, "rate %llukbps", (unsigned long long)(f->rate_bps / 1000));
+            chaos_buf_put(b, "rate %llukbps", (unsigned long long)(f->rate_bps / 1000));
         else
-            put(b, "rate %llubps", (unsigned long long)f->rate_bps);
+            chaos_buf_put(b, "rate %llubps", (unsigned long long)f->rate_bps);
         break;
     case CHAOS_F_RESET:
-        put(b, "reset");
+        chaos_buf_put(b, "reset");
         break;
     case CHAOS_F_BLACKHOLE:
-        put(b, "blackhole");
+        chaos_buf_put(b, "blackhole");
         break;
     }
 }
@@ -502,13 +494,13 @@ static int mirror_of(const struct chaos_faultset *set, unsigned i, const bool *u
 int chaos_faultset_format(const struct chaos_faultset *set, const char *const *regions,
                           unsigned n_regions, char *out, size_t size)
 {
-    struct buf b = {.p = out, .size = size};
+    struct chaos_buf b = {.p = out, .size = size};
     bool used[CHAOS_MAX_FAULTS] = {false};
     if (size == 0)
         return -1;
     out[0] = '\0';
     if (set->n == 0 && set->dns_429_retry_s == 0)
-        put(&b, "none");
+        chaos_buf_put(&b, "none");
     for (unsigned i = 0; i < set->n; i++) {
         const struct chaos_fault *f = &set->f[i];
         if (used[i])
@@ -519,16 +511,16 @@ int chaos_faultset_format(const struct chaos_faultset *set, const char *const *r
         int m = mirror_of(set, i, used);
         if (m >= 0)
             used[m] = true;
-        put(&b, "%s%s ", b.len ? ", " : "", regions[f->from]);
+        chaos_buf_put(&b, "%s%s ", b.len ? ", " : "", regions[f->from]);
         if (f->kind == CHAOS_F_CUT) {
-            put(&b, "%s %s", m >= 0 ? "-/-" : "-/>", regions[f->to]);
+            chaos_buf_put(&b, "%s %s", m >= 0 ? "-/-" : "-/>", regions[f->to]);
             continue;
         }
-        put(&b, "%s %s ", m >= 0 ? "<->" : "->", regions[f->to]);
+        chaos_buf_put(&b, "%s %s ", m >= 0 ? "<->" : "->", regions[f->to]);
         put_action(&b, f);
     }
     if (set->dns_429_retry_s > 0)
-        put(&b, "%sdns 429 retry-after %us", b.len ? ", " : "", set->dns_429_retry_s);
+        chaos_buf_put(&b, "%sdns 429 retry-after %us", b.len ? ", " : "", set->dns_429_retry_s);
     return b.overflow ? -1 : 0;
 }
 

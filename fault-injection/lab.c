@@ -120,52 +120,6 @@ static const char lab_usage[] =
 
 /* ---- HTTP ---- */
 
-static size_t collect_cb(char *data, size_t size, size_t nmemb, void *arg)
-{
-    char *buf = arg; /* 8 KiB, NUL-terminated; the rest is dropped */
-    size_t have = strlen(buf), n = size * nmemb;
-    size_t take = have + n < 8191 ? n : 8191 - have;
-    memcpy(buf + have, data, take);
-    buf[have + take] = '\0';
-    return n;
-}
-
-long lab_http(const char *method, const char *url, const char *api_key, const char *body,
-              long timeout_ms, char *out)
-{
-    char sink[8192] = "", header[160];
-    struct curl_slist *headers = NULL;
-    long status = 0;
-    CURL *h = curl_easy_init();
-    if (out == NULL)
-        out = sink;
-    out[0] = '\0';
-    if (h == NULL)
-        return 0;
-    if (api_key != NULL) {
-        snprintf(header, sizeof header, "X-API-Key: %s", api_key);
-        headers = curl_slist_append(headers, header);
-        explicit_bzero(header, sizeof header);
-    }
-    if (body != NULL) {
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 1000 ? timeout_ms : 1000L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-    if (curl_easy_perform(h) == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(headers);
-    return status;
-}
-
 /* GET url; returns the HTTP status, or 0 when the node did not answer. body: 8 KiB or NULL. */
 static long http_get(const char *url, long timeout_ms, char *body)
 {
@@ -436,8 +390,10 @@ static int prepare_lab(struct lab *lab, const struct lab_opts *o)
         r->api_port = lab->base_port + 10 * i;
         r->raft_port = r->api_port + 1;
         lab_netns_region(lab, r, i);
-        snprintf(r->api_url, sizeof r->api_url, "http://%s:%u", r->host, r->api_port);
-        snprintf(r->raft_address, sizeof r->raft_address, "%s:%u", r->host, r->raft_port);
+        char host[sizeof r->host]; /* a copy: gcc's -Wrestrict cannot tell r's fields apart */
+        memcpy(host, r->host, sizeof host);
+        snprintf(r->api_url, sizeof r->api_url, "http://%s:%u", host, r->api_port);
+        snprintf(r->raft_address, sizeof r->raft_address, "%s:%u", host, r->raft_port);
         snprintf(r->address, sizeof r->address, "127.0.10.%u", i + 1);
         if (path_join(region_dir, sizeof region_dir, lab->dir, r->name) != 0 ||
             path_join(r->config, sizeof r->config, region_dir, "coordinator.yaml") != 0 ||
@@ -502,6 +458,10 @@ static int check_ports(const struct lab *lab)
         return port_taken("dns", d->dns_port, "udp");
     if (!port_is_free(d->api_port, SOCK_STREAM))
         return port_taken("dns", d->api_port, "tcp");
+    char front[96];
+    if (lab_dns_front_url(lab, front, sizeof front) == 0 &&
+        !port_is_free(lab->proxy.control_port + 1, SOCK_STREAM))
+        return port_taken("dns api front", lab->proxy.control_port + 1, "tcp");
     return 0;
 }
 
@@ -625,8 +585,10 @@ static int check_access(const struct lab *lab)
  * Redis, then the PowerDNS. */
 static int start_servers(struct lab *lab)
 {
-    if (lab_netns_up(lab) != 0 || lab_proxy_up(lab) != 0 ||
-        (lab->postgres && lab_pg_up(lab) != 0) || (lab->redis && lab_redis_up(lab) != 0) ||
+    /* saved first: if the namespaces are half built, `lab down` finds and removes them */
+    if ((lab->netns.enabled && lab_save(lab) != 0) || lab_netns_up(lab) != 0 ||
+        lab_proxy_up(lab) != 0 || (lab->postgres && lab_pg_up(lab) != 0) ||
+        (lab->redis && lab_redis_up(lab) != 0) ||
         (lab->dns.mode != LAB_DNS_OFF && lab_dns_up(lab) != 0)) {
         fprintf(stderr, "aragora-chaos: run 'aragora-chaos lab down --dir %s'\n", lab->dir);
         return -1;

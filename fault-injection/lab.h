@@ -90,13 +90,13 @@ struct lab_region {
     unsigned id;
     unsigned api_port;
     unsigned raft_port;
-    char api_url[128];
-    char raft_address[64];
-    char address[32]; /* members[].address: 127.0.10.(i+1), what the DNS name answers */
-    char host[32];    /* where its services listen: 127.0.0.1, or in namespace mode its own
-                         address on the bridge (lab_netns.c) */
-    char netns[48];   /* namespace mode: the network namespace its processes run in; else "" */
-    pid_t pid;        /* 0 = never started */
+    char api_url[128];     /* http://HOST:API_PORT (HOST below) */
+    char raft_address[64]; /* HOST:RAFT_PORT */
+    char address[32];      /* members[].address: 127.0.10.(i+1), what the DNS name answers */
+    char host[32];         /* where its services listen: 127.0.0.1, or in namespace mode its own
+                              address on the bridge (lab_netns.c) */
+    char netns[48];        /* namespace mode: the network namespace its processes run in; else "" */
+    pid_t pid;             /* 0 = never started */
     char config[LAB_PATH_MAX];
     char log[LAB_PATH_MAX];
     char data_dir[LAB_PATH_MAX];
@@ -326,9 +326,15 @@ int lab_netns_up(struct lab *lab);
 /* Delete them (after every process in them stopped); -1 if one still has processes. */
 int lab_netns_down(const struct lab *lab);
 
-/* lab.c: HTTP for lab_dns.c. method "GET"/"POST"/"PUT"; api_key sent as X-API-Key when not NULL;
- * body JSON or NULL. Returns the HTTP status, or 0 when nothing answered; the answer's first
- * 8 KiB into out (NUL-terminated) when not NULL. */
+/* lab_http.c: HTTP (libcurl, blocking). method "GET"/"POST"/"PUT"/"DELETE"; header one whole
+ * "Name: value" line or NULL; body JSON or NULL. Returns the HTTP status, or 0 when nothing
+ * answered; the whole answer into *out (malloc'd, NUL-terminated; NULL when nothing answered)
+ * when out is not NULL. */
+long lab_http_request(const char *method, const char *url, const char *header, const char *body,
+                      long timeout_ms, char **out);
+/* The same with api_key sent as X-API-Key when not NULL, and the answer's first
+ * LAB_HTTP_OUT_MAX - 1 bytes into out (NUL-terminated) when not NULL. */
+#define LAB_HTTP_OUT_MAX 8192
 long lab_http(const char *method, const char *url, const char *api_key, const char *body,
               long timeout_ms, char *out);
 

@@ -3,77 +3,57 @@
  * of every ordered pair of regions as the text of one nftables transaction. Pure: the
  * controller (proxy_netns.c) feeds it to `nft -f -` inside the bridge's namespace.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "chaos.h"
 
-struct nbuf {
-    char *p;
-    size_t size, len;
-    bool overflow;
-};
-
-static void put(struct nbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    if (b->overflow)
-        return;
-    va_start(ap, fmt);
-    int n = vsnprintf(b->p + b->len, b->size - b->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= b->size - b->len) {
-        b->overflow = true;
-        return;
-    }
-    b->len += (size_t)n;
-}
-
 /* The rules of one direction; `m` is "ip saddr A ip daddr B". Drops come first: a packet that is
  * lost is not also delayed. */
-static void put_pair(struct nbuf *b, const char *m, const struct chaos_link_state *st,
+static void put_pair(struct chaos_buf *b, const char *m, const struct chaos_link_state *st,
                      unsigned from, unsigned to)
 {
     if (st->cut || st->blackhole) {
-        put(b, "    %s drop\n", m);
+        chaos_buf_put(b, "    %s drop\n", m);
         return;
     }
     if (st->reset) {
-        put(b, "    %s meta l4proto tcp reject with tcp reset\n", m);
-        put(b, "    %s drop\n", m);
+        chaos_buf_put(b, "    %s meta l4proto tcp reject with tcp reset\n", m);
+        chaos_buf_put(b, "    %s drop\n", m);
         return;
     }
     if (st->loss_pct > 0) {
         unsigned per10k = (unsigned)(st->loss_pct * 100.0 + 0.5);
         if (per10k >= 10000) {
-            put(b, "    %s drop\n", m);
+            chaos_buf_put(b, "    %s drop\n", m);
             return;
         }
         if (per10k > 0)
-            put(b, "    %s numgen random mod 10000 < %u drop\n", m, per10k);
+            chaos_buf_put(b, "    %s numgen random mod 10000 < %u drop\n", m, per10k);
     }
     if (st->rate_bps > 0) {
         unsigned long long bytes = st->rate_bps / 8 > 0 ? st->rate_bps / 8 : 1;
         /* a burst of a tenth of a second, at least two full-size packets */
         unsigned long long burst = bytes / 10 > 3000 ? bytes / 10 : 3000;
-        put(b, "    %s limit rate over %llu bytes/second burst %llu bytes drop\n", m, bytes, burst);
+        chaos_buf_put(b, "    %s limit rate over %llu bytes/second burst %llu bytes drop\n", m,
+                      bytes, burst);
     }
     if (st->delay_ms > 0 || st->jitter_ms > 0)
-        put(b, "    %s meta mark set 0x%x\n", m, CHAOS_NFT_MARK(from, to));
+        chaos_buf_put(b, "    %s meta mark set 0x%x\n", m, CHAOS_NFT_MARK(from, to));
 }
 
 int chaos_nft_ruleset(const struct chaos_link_state *state, unsigned n, const char *const *addrs,
                       char *out, size_t size)
 {
-    struct nbuf b = {.p = out, .size = size};
+    struct chaos_buf b = {.p = out, .size = size};
     char m[96];
     if (n < 1 || n > CHAOS_MAX_REGIONS || size == 0)
         return -1;
     /* creating the table first makes the delete harmless when it did not exist yet */
-    put(&b, "table ip %s\ndelete table ip %s\ntable ip %s {\n", CHAOS_NFT_TABLE, CHAOS_NFT_TABLE,
-        CHAOS_NFT_TABLE);
-    put(&b, "  chain links {\n    type filter hook forward priority -10; policy accept;\n");
+    chaos_buf_put(&b, "table ip %s\ndelete table ip %s\ntable ip %s {\n", CHAOS_NFT_TABLE,
+                  CHAOS_NFT_TABLE, CHAOS_NFT_TABLE);
+    chaos_buf_put(&b,
+                  "  chain links {\n    type filter hook forward priority -10; policy accept;\n");
     for (unsigned f = 0; f < n; f++) {
         for (unsigned t = 0; t < n; t++) {
             if (f == t)
@@ -82,6 +62,6 @@ int chaos_nft_ruleset(const struct chaos_link_state *state, unsigned n, const ch
             put_pair(&b, m, &state[f * n + t], f, t);
         }
     }
-    put(&b, "  }\n}\n");
+    chaos_buf_put(&b, "  }\n}\n");
     return b.overflow ? -1 : 0;
 }

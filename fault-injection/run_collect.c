@@ -7,7 +7,6 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -34,61 +33,13 @@ int64_t run_now_us(void)
 
 /* ---- HTTP ---- */
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t grow_cb(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct buf *b = arg;
-    size_t n = size * nmemb;
-    char *p = realloc(b->p, b->n + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + b->n, data, n);
-    b->p = p;
-    b->n += n;
-    p[b->n] = '\0';
-    return n;
-}
-
 long run_http(const char *method, const char *url, const char *bearer, const char *body,
               long timeout_ms, char **out)
 {
-    struct buf b = {NULL, 0};
-    struct curl_slist *headers = NULL;
     char auth[200];
-    long status = 0;
-    CURL *h = curl_easy_init();
-    if (out != NULL)
-        *out = NULL;
-    if (h == NULL)
-        return 0;
-    if (bearer != NULL) {
+    if (bearer != NULL)
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
-        headers = curl_slist_append(headers, auth);
-    }
-    if (body != NULL) {
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, grow_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    if (curl_easy_perform(h) == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(headers);
-    if (out != NULL && status != 0)
-        *out = b.p;
-    else
-        free(b.p);
-    return status;
+    return lab_http_request(method, url, bearer != NULL ? auth : NULL, body, timeout_ms, out);
 }
 
 static json_t *get_json(const char *base, const char *path, long timeout_ms)
