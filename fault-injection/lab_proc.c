@@ -64,6 +64,8 @@ static void load_pg(struct lab_pg *pg, json_t *o)
         return;
     pg->port = (unsigned)json_integer_value(json_object_get(o, "port"));
     copy_str(pg->host, sizeof pg->host, json_string_value(json_object_get(o, "host")));
+    if (pg->host[0] == '\0') /* a lab.json from before namespace mode */
+        copy_str(pg->host, sizeof pg->host, "127.0.0.1");
     copy_str(pg->netns, sizeof pg->netns, json_string_value(json_object_get(o, "netns")));
     pg->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
     copy_str(pg->role, sizeof pg->role, json_string_value(json_object_get(o, "role")));
@@ -82,6 +84,8 @@ static void load_redis(struct lab_redis *rd, json_t *o)
         return;
     rd->port = (unsigned)json_integer_value(json_object_get(o, "port"));
     copy_str(rd->host, sizeof rd->host, json_string_value(json_object_get(o, "host")));
+    if (rd->host[0] == '\0')
+        copy_str(rd->host, sizeof rd->host, "127.0.0.1");
     rd->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
     copy_str(rd->conf, sizeof rd->conf, json_string_value(json_object_get(o, "conf")));
     copy_str(rd->dir, sizeof rd->dir, json_string_value(json_object_get(o, "dir")));
@@ -99,6 +103,8 @@ static void load_dns(struct lab_dns *d, json_t *o)
         return;
     d->dns_port = (unsigned)json_integer_value(json_object_get(o, "dns_port"));
     copy_str(d->host, sizeof d->host, json_string_value(json_object_get(o, "host")));
+    if (d->host[0] == '\0')
+        copy_str(d->host, sizeof d->host, "127.0.0.1");
     d->api_port = (unsigned)json_integer_value(json_object_get(o, "api_port"));
     d->pid = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : 0;
     copy_str(d->dir, sizeof d->dir, json_string_value(json_object_get(o, "dir")));
@@ -209,8 +215,8 @@ int lab_load(struct lab *lab, const char *dir)
 static json_t *proxy_json(const struct lab_proxy *p)
 {
     return json_pack("{s:b, s:b, s:i, s:i, s:s, s:s, s:s}", "enabled", (int)p->enabled, "wan",
-                     (int)p->wan, "control_port", (json_int_t)p->control_port, "pid",
-                     (json_int_t)p->pid, "dir", p->dir, "links", p->links, "log", p->log);
+                     (int)p->wan, "control_port", (int)p->control_port, "pid", (int)p->pid, "dir",
+                     p->dir, "links", p->links, "log", p->log);
 }
 
 static json_t *netns_json(const struct lab_netns *n)
@@ -252,25 +258,24 @@ int lab_netns_open(const char *netns)
 static json_t *pg_json(const struct lab_pg *pg)
 {
     return json_pack("{s:s, s:i, s:s, s:i, s:s, s:s, s:s, s:s, s:s}", "host", pg->host, "port",
-                     (json_int_t)pg->port, "data_dir", pg->data_dir, "pid", (json_int_t)pg->pid,
-                     "log", pg->log, "role", pg->role, "socket_dir", pg->socket_dir, "options",
-                     pg->options, "netns", pg->netns);
+                     (int)pg->port, "data_dir", pg->data_dir, "pid", (int)pg->pid, "log", pg->log,
+                     "role", pg->role, "socket_dir", pg->socket_dir, "options", pg->options,
+                     "netns", pg->netns);
 }
 
 static json_t *redis_json(const struct lab_redis *rd)
 {
-    return json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "host", rd->host, "port",
-                     (json_int_t)rd->port, "pid", (json_int_t)rd->pid, "conf", rd->conf, "dir",
-                     rd->dir, "log", rd->log);
+    return json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "host", rd->host, "port", (int)rd->port,
+                     "pid", (int)rd->pid, "conf", rd->conf, "dir", rd->dir, "log", rd->log);
 }
 
 static json_t *region_json(const struct lab_region *r)
 {
-    json_t *o = json_pack(
-        "{s:s, s:i, s:s, s:s, s:i, s:i, s:s, s:i, s:s, s:s, s:s}", "name", r->name, "id",
-        (json_int_t)r->id, "api_url", r->api_url, "raft_address", r->raft_address, "api_port",
-        (json_int_t)r->api_port, "raft_port", (json_int_t)r->raft_port, "address", r->address,
-        "pid", (json_int_t)r->pid, "config", r->config, "log", r->log, "data_dir", r->data_dir);
+    json_t *o =
+        json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:s, s:i, s:s, s:s, s:s}", "name", r->name, "id",
+                  (int)r->id, "api_url", r->api_url, "raft_address", r->raft_address, "api_port",
+                  (int)r->api_port, "raft_port", (int)r->raft_port, "address", r->address, "pid",
+                  (int)r->pid, "config", r->config, "log", r->log, "data_dir", r->data_dir);
     if (o != NULL) {
         json_object_set_new(o, "host", json_string(r->host));
         json_object_set_new(o, "netns", json_string(r->netns));
@@ -286,10 +291,10 @@ static json_t *dns_json(const struct lab_dns *d)
 {
     return json_pack("{s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}",
                      "provider", lab_dns_mode_name(d->mode), "host", d->host, "dns_port",
-                     (json_int_t)d->dns_port, "api_port", (json_int_t)d->api_port, "api_url",
-                     d->api_url, "name", d->name, "zone", d->zone, "pid", (json_int_t)d->pid,
-                     "tsig_name", d->tsig_name, "api_key_file", d->api_key_file, "tsig_secret_file",
-                     d->tsig_secret_file, "dir", d->dir, "log", d->log);
+                     (int)d->dns_port, "api_port", (int)d->api_port, "api_url", d->api_url, "name",
+                     d->name, "zone", d->zone, "pid", (int)d->pid, "tsig_name", d->tsig_name,
+                     "api_key_file", d->api_key_file, "tsig_secret_file", d->tsig_secret_file,
+                     "dir", d->dir, "log", d->log);
 }
 
 static int write_all(int fd, const char *s, size_t n)
@@ -312,9 +317,9 @@ int lab_save(const struct lab *lab)
     json_t *regions = json_array();
     json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:i, s:i, s:i, s:{s:b, s:s, s:s}, s:o}", "dir", lab->dir, "token_file",
-        lab->token_file, "coordinator", lab->coordinator, "base_port", (json_int_t)lab->base_port,
-        "snapshot_threshold", (json_int_t)lab->snapshot_threshold, "snapshot_trailing",
-        (json_int_t)lab->snapshot_trailing, "postgres", "enabled", (int)lab->postgres, "bin_dir",
+        lab->token_file, "coordinator", lab->coordinator, "base_port", (int)lab->base_port,
+        "snapshot_threshold", (int)lab->snapshot_threshold, "snapshot_trailing",
+        (int)lab->snapshot_trailing, "postgres", "enabled", (int)lab->postgres, "bin_dir",
         lab->pg_bin_dir, "run_as", lab->pg_run_as, "regions", regions);
     for (unsigned i = 0; doc != NULL && i < lab->n_regions; i++)
         json_array_append_new(regions, region_json(&lab->regions[i]));
@@ -501,6 +506,8 @@ int lab_spawn(const struct lab *lab, struct lab_region *r)
     if (pid < 0) {
         if (ns_fd != -1)
             fprintf(stderr, "aragora-chaos: fork: %s\n", strerror(errno));
+        if (ns_fd >= 0)
+            close(ns_fd);
         close(pipefd[0]);
         close(pipefd[1]);
         return -1;

@@ -617,6 +617,10 @@ static int set_sets(struct proxy *px, const char *text, bool profile, char *why,
     char canon[CHAOS_TEXT_MAX];
     if (parse_into(px, text, &set, canon, why, why_size) != 0)
         return -1;
+    if (profile && set.dns_429_retry_s > 0) {
+        snprintf(why, why_size, "\"dns 429\" is a fault, not a profile: PUT it to /v1/faults");
+        return -1;
+    }
     if (px->netns != NULL && proxy_netns_apply(px, profile ? &px->faults : &set,
                                                profile ? &set : &px->profile, why, why_size) != 0)
         return -2;
@@ -701,6 +705,7 @@ static void stop_all(struct proxy *px)
         struct proxy_link *l = &px->links[i];
         while (l->conns != NULL)
             close_conn(l->conns, false);
+        proxy_throttle_close_all(l);
         if (l->listening)
             uv_close((uv_handle_t *)&l->server, NULL);
         l->listening = false;

@@ -19,6 +19,7 @@
 
 struct proxy;
 struct proxy_conn;
+struct throttle;
 
 /* One listener: connections from region `from` to `service` of region `to`. */
 struct proxy_link {
@@ -36,6 +37,7 @@ struct proxy_link {
     bool dns_front;     /* service "dns-api": the DNS provider's API, outside every region; no
                            link faults, but `dns 429` answers for it (proxy_throttle.c) */
     uint64_t throttled; /* requests answered 429 */
+    struct throttle *throttles; /* connections being answered 429 (proxy_throttle.c) */
 };
 
 struct proxy {
@@ -75,6 +77,8 @@ int proxy_parse_addr(const char *text, struct sockaddr_storage *out);
 /* proxy_throttle.c: take a connection accepted on a dns-api link while `dns 429` is in force:
  * read one HTTP request, answer 429 Too Many Requests with Retry-After, close. */
 void proxy_throttle_accept(struct proxy_link *l, uv_stream_t *server);
+/* Close every such connection now (the proxy is stopping). */
+void proxy_throttle_close_all(struct proxy_link *l);
 
 /* proxy_http.c: one direction's state as JSON (a new reference). */
 json_t *proxy_link_state_json(const struct chaos_link_state *st);

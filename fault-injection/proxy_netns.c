@@ -115,6 +115,10 @@ static int open_netns(const char *name)
 /* In the child: only async-signal-safe calls. */
 static void run_child(int ns_fd, int in_fd, int out_fd, const char *const argv[])
 {
+    sigset_t none;
+    signal(SIGPIPE, SIG_DFL); /* the controller ignores it; nft and iptables should not */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     if (setns(ns_fd, CLONE_NEWNET) != 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
         dup2(out_fd, 2) < 0)
         _exit(126);
@@ -375,7 +379,8 @@ static void poll_cb(uv_poll_t *p, int status, int events)
 static int open_queue(struct proxy *px, char *why, size_t why_size)
 {
     struct proxy_netns *ns = px->netns;
-    int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), there = open_netns(ns->bridge);
+    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    int there = open_netns(ns->bridge);
     int rc = -1;
     if (self < 0 || there < 0 || setns(there, CLONE_NEWNET) != 0) {
         snprintf(why, why_size, "cannot enter network namespace %s: %s", ns->bridge,
@@ -388,6 +393,7 @@ static int open_queue(struct proxy *px, char *why, size_t why_size)
         ns->qh = nfq_create_queue(ns->h, CHAOS_NFQUEUE_NUM, packet_cb, px);
     }
     if (ns->qh != NULL && nfq_set_mode(ns->qh, NFQNL_COPY_META, 0) == 0) {
+        fcntl(nfq_fd(ns->h), F_SETFD, FD_CLOEXEC); /* not into nft's and iptables' processes */
         nfq_set_queue_maxlen(ns->qh, QUEUE_MAXLEN);
         nfnl_rcvbufsiz(nfq_nfnlh(ns->h), 4u << 20);
         rc = 0;
@@ -433,7 +439,7 @@ int proxy_netns_apply(struct proxy *px, const struct chaos_faultset *faults,
     unsigned n = px->n_regions;
     struct chaos_link_state old[CHAOS_MAX_REGIONS * CHAOS_MAX_REGIONS];
     const char *addrs[CHAOS_MAX_REGIONS];
-    char text[16384], out[RUN_OUT_MAX];
+    char text[32768], out[RUN_OUT_MAX];
     memcpy(old, ns->state, sizeof old);
     for (unsigned f = 0; f < n; f++) {
         addrs[f] = ns->addrs[f];

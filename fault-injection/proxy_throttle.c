@@ -18,6 +18,7 @@
 #define THROTTLE_TIMEOUT_MS  10000
 
 struct throttle {
+    struct throttle *prev, *next; /* on link->throttles */
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t wreq;
@@ -40,6 +41,13 @@ static void finish(struct throttle *t)
 {
     if (uv_is_closing((uv_handle_t *)&t->tcp))
         return;
+    struct proxy_link *l = t->link;
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        l->throttles = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
     uv_timer_stop(&t->timer);
     uv_close((uv_handle_t *)&t->tcp, closed_cb);
     uv_close((uv_handle_t *)&t->timer, closed_cb);
@@ -116,6 +124,10 @@ void proxy_throttle_accept(struct proxy_link *l, uv_stream_t *server)
     if (t == NULL)
         return; /* the kernel keeps it queued; the client times out */
     t->link = l;
+    t->next = l->throttles;
+    if (t->next != NULL)
+        t->next->prev = t;
+    l->throttles = t;
     uv_tcp_init(l->px->loop, &t->tcp);
     uv_timer_init(l->px->loop, &t->timer);
     t->tcp.data = t->timer.data = t;
@@ -126,4 +138,10 @@ void proxy_throttle_accept(struct proxy_link *l, uv_stream_t *server)
         return;
     }
     uv_timer_start(&t->timer, timeout_cb, THROTTLE_TIMEOUT_MS, 0);
+}
+
+void proxy_throttle_close_all(struct proxy_link *l)
+{
+    while (l->throttles != NULL)
+        finish(l->throttles); /* unlinks it */
 }

@@ -360,6 +360,7 @@ static int prepare(struct run_ctx *x, const struct run_opts *o)
     char why[1024];
     x->o = *o;
     x->net_iv = -1;
+    x->dns_429_iv = -1;
     x->switchover_iv = -1;
     x->last_target = -1;
     for (unsigned r = 0; r < LAB_MAX_REGIONS; r++)

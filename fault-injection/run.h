@@ -65,6 +65,8 @@ struct run_ctx {
     long net_iv;
     char net_text[CHAOS_TEXT_MAX]; /* the network faults the schedule applied last ("" none) */
     bool dns_429;                  /* a dns: 429 step is in force (added to net_text) */
+    long dns_429_iv;               /* its interval on the timeline */
+    bool dns_down;                 /* a dns: down step killed the PowerDNS */
     long switchover_iv;            /* from a switchover step until the next wait step completes */
     long proc_iv[LAB_MAX_REGIONS][RUN_WHATS];
     bool frozen[LAB_MAX_REGIONS][RUN_WHATS];

@@ -194,10 +194,13 @@ static int put_all_faults(struct run_ctx *x, char *why, size_t why_size)
 
 static int apply_network(struct run_ctx *x, unsigned k, const char *text, const char *label)
 {
-    char why[512];
+    char why[512], before[CHAOS_TEXT_MAX];
+    snprintf(before, sizeof before, "%s", x->net_text);
     snprintf(x->net_text, sizeof x->net_text, "%s", text);
-    if (put_all_faults(x, why, sizeof why) != 0)
+    if (put_all_faults(x, why, sizeof why) != 0) {
+        snprintf(x->net_text, sizeof x->net_text, "%s", before); /* nothing changed */
         return step_error(x, k, "the proxy refused the fault set: %s", why);
+    }
     run_end_interval(x, &x->net_iv);
     if (strcmp(text, "") != 0 && strcmp(text, "none") != 0)
         x->net_iv = run_add_interval(x, label, x->sc.steps[k].failure);
@@ -355,24 +358,32 @@ static int step_dns(struct run_ctx *x, unsigned k)
             return step_error(x, k, "%s",
                               "dns: 429 needs the PowerDNS API provider and a fault layer");
         x->dns_429 = true;
-        if (put_all_faults(x, why, sizeof why) != 0)
+        if (put_all_faults(x, why, sizeof why) != 0) {
+            x->dns_429 = false;
             return step_error(x, k, "the fault layer refused dns 429: %s", why);
-        run_end_interval(x, iv);
-        *iv = run_add_interval(x, "DNS provider answers 429", false);
-    } else if (strcmp(s->what, "up") == 0 && x->dns_429) {
-        x->dns_429 = false;
-        if (put_all_faults(x, why, sizeof why) != 0)
-            return step_error(x, k, "the fault layer did not end dns 429: %s", why);
-        run_end_interval(x, iv);
+        }
+        run_end_interval(x, &x->dns_429_iv);
+        x->dns_429_iv = run_add_interval(x, "DNS provider answers 429", false);
     } else if (strcmp(s->what, "down") == 0) {
         if (run_lab_verb(x, "kill", "dns", NULL) != 0)
             return step_error(x, k, "%s", "aragora-chaos lab kill dns failed");
+        x->dns_down = true;
         run_end_interval(x, iv);
         *iv = run_add_interval(x, "DNS provider down", false);
-    } else if (strcmp(s->what, "up") == 0) {
-        if (run_lab_verb(x, "restart", "dns", NULL) != 0)
-            return step_error(x, k, "%s", "aragora-chaos lab restart dns failed");
-        run_end_interval(x, iv);
+    } else if (strcmp(s->what, "up") == 0) { /* ends whichever is in force */
+        bool was_429 = x->dns_429;
+        if (was_429) {
+            x->dns_429 = false;
+            if (put_all_faults(x, why, sizeof why) != 0)
+                return step_error(x, k, "the fault layer did not end dns 429: %s", why);
+            run_end_interval(x, &x->dns_429_iv);
+        }
+        if (x->dns_down || !was_429) {
+            if (run_lab_verb(x, "restart", "dns", NULL) != 0)
+                return step_error(x, k, "%s", "aragora-chaos lab restart dns failed");
+            x->dns_down = false;
+            run_end_interval(x, iv);
+        }
     } else {
         return step_error(x, k, "dns: '%s' is not supported by the lab (down, 429, up)", s->what);
     }
@@ -475,6 +486,7 @@ void run_heal(struct run_ctx *x)
     x->net_text[0] = '\0';
     x->dns_429 = false;
     run_end_interval(x, &x->net_iv);
+    run_end_interval(x, &x->dns_429_iv);
     for (unsigned r = 0; r < x->lab.n_regions; r++) {
         for (int w = 0; w < RUN_WHATS; w++) {
             if (!x->frozen[r][w])

@@ -5,7 +5,8 @@
 #   3. build in ./build with -Dwerror=true -Dfault_points=true (a test build: --version must say
 #      "(fault points)") and run the unit, consensus and integration suites, then the chaos
 #      suite (docs/chaos.md: one scenario per test, about 10 minutes)
-#   4. build in ./build-asan with ASan+UBSan and run the unit and consensus suites
+#   4. build in ./build-asan with ASan+UBSan (in the background during the chaos suite, at low
+#      priority; output in build-asan.log) and run the unit and consensus suites
 # Every step runs even if an earlier check failed; the exit status is non-zero if any failed.
 # ARAGORA_SKIP_ASAN=1 skips step 4.
 set -uo pipefail
@@ -30,6 +31,17 @@ setup() {
     fi
 }
 
+# Step 4's build, started once, in the background (its output in build-asan.log).
+asan_pid=
+asan_build_start() {
+    [ "${ARAGORA_SKIP_ASAN:-0}" != 1 ] && [ -z "$asan_pid" ] || return 0
+    {
+        setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false &&
+            nice -n 19 ninja -C build-asan -j 1
+    } >build-asan.log 2>&1 &
+    asan_pid=$!
+}
+
 # The closing count must describe this run only.
 rm -f build/meson-logs/testlog.json build/meson-logs/chaoslog.json build-asan/meson-logs/testlog.json
 
@@ -48,11 +60,16 @@ if setup build -Dwerror=true -Dfault_points=true && ninja -C build &&
     { build/aragora-coordinator --version | grep -qF "(fault points)" ||
         { echo "test.sh: build/ is not a test build (no '(fault points)' in --version)" >&2; false; }; }; then
     step "tests: unit, consensus, integration"
-    meson test -C build --print-errorlogs --suite unit --suite consensus --suite integration ||
+    # two at a time (the integration tests mostly wait on their processes; 2 cores on CI)
+    meson test -C build --print-errorlogs --num-processes 2 --suite unit --suite consensus \
+        --suite integration ||
         failed+=("tests")
     # The chaos scenarios (docs/chaos.md): each runs a lab, a workload and its faults, then
-    # asserts its checkers; a separate run so that their logs are easy to find.
-    step "tests: chaos scenarios"
+    # asserts its checkers; a separate run so that their logs are easy to find. The scenarios
+    # mostly wait on their labs, so the sanitizer build (step 4) compiles meanwhile, one job at
+    # nice 19: it only takes CPU the scenarios leave idle.
+    step "tests: chaos scenarios (the sanitizer build compiles beside them)"
+    asan_build_start
     meson test -C build --print-errorlogs --suite chaos --logbase chaoslog || failed+=("chaos")
 else
     failed+=("build")
@@ -60,12 +77,13 @@ fi
 
 if [ "${ARAGORA_SKIP_ASAN:-0}" != 1 ]; then
     step "sanitizers (build-asan/, ASan+UBSan): unit, consensus"
-    if setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false &&
-        ninja -C build-asan; then
+    asan_build_start # no-op when it already runs
+    if wait "$asan_pid"; then
         UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
             meson test -C build-asan --print-errorlogs --suite unit --suite consensus ||
             failed+=("sanitizer tests")
     else
+        cat build-asan.log
         failed+=("sanitizer build")
     fi
 fi

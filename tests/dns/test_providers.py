@@ -37,11 +37,12 @@ TOOL_TIMEOUT_S = 60
 
 
 def free_port_pair():
-    """A TCP+UDP port and a second TCP port, free now, in 20000..32767 (below the ephemeral
-    range, so an outgoing connection cannot take them meanwhile)."""
+    """A TCP+UDP port and a second TCP port, free now, in 20000..22999: below the ephemeral
+    range (an outgoing connection cannot take them meanwhile) and below the integration tests'
+    labs (23000 up), which run beside these tests."""
     rng = random.Random()
     for _ in range(200):
-        a, b = rng.randrange(20000, 32767), rng.randrange(20000, 32767)
+        a, b = rng.randrange(20000, 23000), rng.randrange(20000, 23000)
         if a == b:
             continue
         socks = []

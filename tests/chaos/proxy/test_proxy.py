@@ -448,6 +448,10 @@ def case_control_api_errors(lab):
     assert doc["links"][0]["state"]["delay_ms"] == 40, doc
     status, doc = lab.api("DELETE", "/v1/profile")
     assert status == 200 and doc["profile"] == "none", doc
+    # throttling the DNS API is a fault, never part of the profile under the faults
+    status, doc = lab.api("PUT", "/v1/profile", {"profile": "dns 429"})
+    assert status == 400 and "not a profile" in doc["error"], (status, doc)
+    assert lab.api("GET", "/v1/faults")[1]["profile"] == "none"
 
 
 def case_restart_restores(lab):
