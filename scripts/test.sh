@@ -4,7 +4,7 @@
 #   2. check formatting: clang-format --dry-run -Werror over every *.c and *.h
 #   3. build in ./build with -Dwerror=true -Dfault_points=true (a test build: --version must say
 #      "(fault points)") and run the unit, consensus and integration suites, then the chaos
-#      suite (docs/chaos.md: one scenario per test, about 10 minutes)
+#      suite (docs/chaos.md: one scenario per test, two at a time, about 6 minutes)
 #   4. build in ./build-asan with ASan+UBSan (in the background during the chaos suite, at low
 #      priority; output in build-asan.log) and run the unit and consensus suites
 # Every step runs even if an earlier check failed; the exit status is non-zero if any failed.
@@ -70,7 +70,8 @@ if setup build -Dwerror=true -Dfault_points=true && ninja -C build &&
     # nice 19: it only takes CPU the scenarios leave idle.
     step "tests: chaos scenarios (the sanitizer build compiles beside them)"
     asan_build_start
-    meson test -C build --print-errorlogs --suite chaos --logbase chaoslog || failed+=("chaos")
+    meson test -C build --print-errorlogs --num-processes 2 --suite chaos --logbase chaoslog ||
+        failed+=("chaos")
 else
     failed+=("build")
 fi
