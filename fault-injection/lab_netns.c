@@ -13,7 +13,6 @@
  * deleting the namespaces (after their processes, lab-recipes.md P6) removes every interface,
  * the machine's end included.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

@@ -467,12 +467,6 @@ int proxy_netns_apply(struct proxy *px, const struct chaos_faultset *faults,
     return 0;
 }
 
-static void release_all(struct proxy_netns *ns)
-{
-    if (ns->qh != NULL)
-        release_due(ns, true);
-}
-
 void proxy_netns_stop(struct proxy *px)
 {
     struct proxy_netns *ns = px->netns;
@@ -482,7 +476,8 @@ void proxy_netns_stop(struct proxy *px)
     const char *argv[] = {NFT_BIN, "-f", "-", NULL};
     if (run_in_netns(ns->bridge, argv, flush, out, sizeof out) != 0)
         fprintf(stderr, "aragora-chaos proxy: removing the filter: %s\n", out);
-    release_all(ns);
+    if (ns->qh != NULL)
+        release_due(ns, true);
     if (ns->started) {
         uv_poll_stop(&ns->poll);
         uv_close((uv_handle_t *)&ns->poll, NULL);
