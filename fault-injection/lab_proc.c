@@ -432,6 +432,27 @@ static bool proc_exited(pid_t pid)
     return st == 0 || ((st == 'Z' || st == 'X') && proc_threads(pid) <= 1);
 }
 
+/* The exec pipe's EOF (close-on-exec) comes when the kernel has committed to the new program but
+ * before it has laid out that program's arguments: for that moment /proc/PID/cmdline reads empty
+ * and lab_pid_state() would call a healthy child dead (seen once in CI under load: "redis-server
+ * exited during start-up" for a Redis that was running). Wait, bounded, until the arguments show or
+ * the child has gone. */
+static void await_exec_args(pid_t pid)
+{
+    char path[64], c;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    unsigned long long deadline = lab_now_ms() + 2000;
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        size_t n = f != NULL ? fread(&c, 1, 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        if (n == 1 || proc_exited(pid) || lab_now_ms() >= deadline)
+            return;
+        lab_sleep_ms(1);
+    }
+}
+
 /* Waits on the pid itself, not on lab_region_is_ours() (see proc_exited). The caller checked the
  * pid was ours before signalling. */
 bool lab_pid_wait_gone(pid_t pid, unsigned timeout_ms)
@@ -527,6 +548,7 @@ int lab_spawn(const struct lab *lab, struct lab_region *r)
                 strerror(err));
         return -1;
     }
+    await_exec_args(pid);
     r->pid = pid;
     return 0;
 }
@@ -624,6 +646,7 @@ int lab_spawn_service(const char *run_as, const char *netns, const char *const a
                 who.drop ? run_as : "", strerror(err));
         return -1;
     }
+    await_exec_args(pid);
     *out = pid;
     return 0;
 }
