@@ -89,6 +89,11 @@ bool config_dns_name_in_zone(const char *name, const char *zone);
 /* host:port whose host is 127.0.0.0/8, [::1] or localhost. false if not host:port at all. */
 bool config_is_loopback(const char *hostport);
 
+/* config.c, for config_env.c: the member called name, or NULL; every member's name,
+ * comma-separated, into buf (returns buf). */
+struct afc_config_member *config_find_member(struct afc_config *c, const char *name);
+const char *config_member_list(const struct afc_config *c, char *buf, size_t size);
+
 /* `s` quoted for a message into buf: at most CONFIG_SHOW_MAX bytes, unprintables as '?'.
  * Returns buf. size >= CONFIG_SHOW_MAX + 8. */
 const char *config_show(const char *s, char *buf, size_t size);
