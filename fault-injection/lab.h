@@ -166,6 +166,9 @@ int lab_save(const struct lab *lab);
 /* State of pid, counting it dead unless its /proc/PID/cmdline has `arg` as one argument (and it
  * is not a zombie). */
 enum lab_proc_state lab_pid_state(pid_t pid, const char *arg);
+/* /proc/PID/stat read into buf; the fields after "(comm) ", the state letter first, or NULL when
+ * there is no such process. */
+const char *lab_proc_stat(pid_t pid, char *buf, size_t size);
 /* Poll until pid has exited for good (gone, or a zombie with no thread left); false on timeout. */
 bool lab_pid_wait_gone(pid_t pid, unsigned timeout_ms);
 
@@ -179,19 +182,29 @@ static inline bool lab_region_is_ours(const struct lab_region *r)
  * lock, are closed); false on timeout. Call only after checking the pid was ours. */
 bool lab_wait_gone(const struct lab_region *r, unsigned timeout_ms);
 
-/* Start the region's coordinator detached (setsid, stdout+stderr appended to its log, stdin
- * /dev/null). Sets r->pid once exec succeeded; prints the reason and returns -1 otherwise. */
-int lab_spawn(const struct lab *lab, struct lab_region *r);
+/* lab_exec.c: running programs */
 
+/* Run argv (argv[0] an absolute path), stdin /dev/null, inside network namespace netns when not
+ * NULL or "", as OS user run_as when not NULL or "" (needs root), and wait at most timeout_ms (then
+ * SIGKILL it: it is our child). Output: captured into out (NUL-terminated, truncated) when out !=
+ * NULL, else appended to log_path (or dropped when NULL). Returns the exit status, or -1 when it
+ * could not run or timed out (with a message). */
+int lab_exec(const char *run_as, const char *netns, const char *const argv[], const char *log_path,
+             char *out, size_t out_size, unsigned timeout_ms);
 /* Start argv (argv[0] absolute) detached: setsid, stdin /dev/null, stdout+stderr appended to
  * log_path, working directory cwd, inside network namespace netns when not NULL or "", as OS
- * user run_as when not NULL or "" (needs root). Sets *out
- * once exec succeeded; prints the reason and returns -1 otherwise. */
+ * user run_as when not NULL or "" (needs root). Sets *out once exec succeeded and the new
+ * program's arguments show in /proc (lab_pid_state); prints the reason and returns -1 otherwise. */
 int lab_spawn_service(const char *run_as, const char *netns, const char *const argv[],
                       const char *log_path, const char *cwd, pid_t *out);
 /* An fd (O_CLOEXEC) on network namespace `netns` for a child to setns() into; -2 when netns is
  * NULL or "" (no namespace: stay here); -1 with a message when it does not exist. */
 int lab_netns_open(const char *netns);
+
+/* Start the region's coordinator detached (setsid, stdout+stderr appended to its log, stdin
+ * /dev/null). Sets r->pid once exec succeeded; prints the reason and returns -1 otherwise. */
+int lab_spawn(const struct lab *lab, struct lab_region *r);
+
 /* Stop a service the lab started, by PID: SIGCONT (a frozen one cannot act), SIGTERM, and SIGKILL
  * after timeout_ms. `arg` identifies it (lab_pid_state). Returns 1 if it was running and is gone,
  * 0 if it was not running, -1 if it survived SIGKILL. */
@@ -207,6 +220,8 @@ int lab_ensure_secret(const char *path, size_t n_raw);
  * not NULL or ""; needs root). An existing one is re-owned. Prints and returns -1 on error. */
 int lab_make_owned(const char *path, bool is_file, const char *user);
 
+/* The path of this program (/proc/self/exe); -1 with a message. */
+int lab_self_exe(char *out, size_t size);
 /* Find the coordinator binary: $ARAGORA_COORDINATOR, else next to /proc/self/exe. */
 int lab_find_coordinator(char *out, size_t size);
 
@@ -232,15 +247,8 @@ int lab_pg_up(struct lab *lab);
 void lab_pg_conninfo(const struct lab_pg *pg, const char *host, char *out, size_t size);
 void lab_pg_write_config(FILE *f, const struct lab *lab, const struct lab_region *self);
 
-/* lab_pg_ctl.c: running programs, and faults */
+/* lab_pg_ctl.c: PostgreSQL at run time, and its faults */
 
-/* Run argv (argv[0] an absolute path), stdin /dev/null, inside network namespace netns when not
- * NULL or "", as OS user run_as when not NULL or "" (the lab's pg_run_as; needs root), and wait at
- * most timeout_ms (then SIGKILL it: it is our child). Output: captured into out (NUL-terminated,
- * truncated) when out != NULL, else appended to log_path (or dropped when NULL). Returns the exit
- * status, or -1 when it could not run or timed out (with a message). */
-int lab_pg_exec(const char *run_as, const char *netns, const char *const argv[],
-                const char *log_path, char *out, size_t out_size, unsigned timeout_ms);
 /* One SQL statement through psql over TCP as user postgres; the (trimmed) output into out. */
 int lab_pg_query(const struct lab *lab, const struct lab_pg *pg, const char *sql, char *out,
                  size_t size);

@@ -202,7 +202,7 @@ static int create_database(const struct lab *lab)
     if (access(db, F_OK) == 0)
         return 0;
     const char *argv[] = {SQLITE3, db, ".read " PDNS_SCHEMA, NULL};
-    if (lab_pg_exec(lab->svc_run_as, NULL, argv, d->log, NULL, 0, 30000) != 0) {
+    if (lab_exec(lab->svc_run_as, NULL, argv, d->log, NULL, 0, 30000) != 0) {
         fprintf(stderr, "aragora-chaos: dns: creating %s failed\n", db);
         lab_print_file_tail(d->log, "pdns", 10);
         unlink(db);

@@ -161,13 +161,7 @@ int lab_proxy_up(struct lab *lab)
     char self[LAB_PATH_MAX], url[96];
     if (!p->enabled)
         return 0;
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        fprintf(stderr, "aragora-chaos: /proc/self/exe: %s\n", strerror(errno));
-        return -1;
-    }
-    self[n] = '\0';
-    if (write_links(lab) != 0)
+    if (lab_self_exe(self, sizeof self) != 0 || write_links(lab) != 0)
         return -1;
     const char *argv[] = {self, "proxy", "--dir", lab->dir, NULL};
     if (lab_spawn_service(NULL, NULL, argv, p->log, p->dir, &p->pid) != 0 || lab_save(lab) != 0)

@@ -61,7 +61,7 @@ void lab_netns_region(const struct lab *lab, struct lab_region *r, unsigned i)
 static int run(const char *const argv[])
 {
     char out[512];
-    int rc = lab_pg_exec(NULL, NULL, argv, NULL, out, sizeof out, IP_TIMEOUT);
+    int rc = lab_exec(NULL, NULL, argv, NULL, out, sizeof out, IP_TIMEOUT);
     if (rc == 0)
         return 0;
     fprintf(stderr, "aragora-chaos: netns:");
@@ -83,7 +83,7 @@ static bool netns_busy(const char *name)
 {
     char out[256];
     const char *argv[] = {IP_BIN, "netns", "pids", name, NULL};
-    return lab_pg_exec(NULL, NULL, argv, NULL, out, sizeof out, IP_TIMEOUT) == 0 && out[0] != '\0';
+    return lab_exec(NULL, NULL, argv, NULL, out, sizeof out, IP_TIMEOUT) == 0 && out[0] != '\0';
 }
 
 static int add_netns(const char *name)

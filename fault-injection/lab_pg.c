@@ -171,7 +171,7 @@ static int make_owned(const struct lab *lab, const char *path, bool is_file)
 static int run_tool(const struct lab *lab, const struct lab_region *r, const char *const argv[],
                     unsigned timeout_ms)
 {
-    int rc = lab_pg_exec(lab->pg_run_as, NULL, argv, r->pg.log, NULL, 0, timeout_ms);
+    int rc = lab_exec(lab->pg_run_as, NULL, argv, r->pg.log, NULL, 0, timeout_ms);
     if (rc != 0) {
         fprintf(stderr, "aragora-chaos: %s: %s failed (exit %d)\n", r->name, argv[0], rc);
         lab_print_file_tail(r->pg.log, r->name, 20);
@@ -210,7 +210,7 @@ static int init_primary(const struct lab *lab, const struct lab_region *r)
             "fence-setup",  postgres, r->pg.data_dir,
             lab->fence_sql, NULL};
         char out[4096] = "";
-        int rc = lab_pg_exec(lab->pg_run_as, NULL, setup, r->pg.log, out, sizeof out, 120000);
+        int rc = lab_exec(lab->pg_run_as, NULL, setup, r->pg.log, out, sizeof out, 120000);
         if (rc != 0 || strstr(out, "ERROR:") != NULL) { /* --single exits 0 after an error */
             fprintf(stderr, "aragora-chaos: %s: the fence's setup SQL failed (exit %d): %s\n",
                     r->name, rc, out);

@@ -1,6 +1,6 @@
 /*
- * The lab's PostgreSQL at run time: running its programs (pg_ctl, psql; as the postgres OS user
- * when the lab runs as root, since PostgreSQL refuses to run as root), and the faults.
+ * The lab's PostgreSQL at run time: its programs (pg_ctl, psql, through lab_exec; as the postgres
+ * OS user when the lab runs as root, since PostgreSQL refuses to run as root), and the faults.
  *
  * Every signal goes to a PID the lab recorded, and only after /proc/PID/cmdline showed that it is
  * the postmaster of this region's data directory (lab_pg_state). Freeze and thaw reach the
@@ -10,18 +10,12 @@
  * lab_pg_signal waits for before it reports.
  */
 #define _GNU_SOURCE
-#include <sched.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
-#include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lab.h"
@@ -33,146 +27,6 @@
 #define PG_REAP_WAIT_MS   10000u
 #define PG_START_TIMEOUTS "60" /* pg_ctl -t, seconds */
 
-/* ---- running programs ---- */
-
-struct run_as {
-    bool drop;
-    uid_t uid;
-    gid_t gid;
-};
-
-static int resolve_user(const char *user, struct run_as *who)
-{
-    who->drop = user != NULL && user[0] != '\0';
-    if (!who->drop)
-        return 0;
-    struct passwd *pw = getpwnam(user);
-    if (pw == NULL) {
-        fprintf(stderr,
-                "aragora-chaos: no OS user '%s' to run PostgreSQL as (install postgresql-15)\n",
-                user);
-        return -1;
-    }
-    who->uid = pw->pw_uid;
-    who->gid = pw->pw_gid;
-    return 0;
-}
-
-/* In the child between fork and exec: async-signal-safe calls only. */
-static void child_exec(const char *const argv[], const struct run_as *who, int out_fd, int ns_fd)
-{
-    sigset_t none;
-    int in = open("/dev/null", O_RDONLY);
-    if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNET) != 0)
-        _exit(126);
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    if (in < 0 || dup2(in, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-        _exit(126);
-    for (int fd = 3; fd < 1024; fd++)
-        close(fd);
-    if (who->drop && (setgroups(1, &who->gid) != 0 || setgid(who->gid) != 0 ||
-                      setuid(who->uid) != 0 || chdir("/") != 0))
-        _exit(126);
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-}
-
-/* Read the child's output into out until EOF or the deadline. */
-static void collect_output(int fd, char *out, size_t size, unsigned long long deadline)
-{
-    size_t have = 0;
-    char sink[512];
-    for (;;) {
-        unsigned long long now = lab_now_ms();
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0)
-            return;
-        bool room = out != NULL && have + 1 < size;
-        ssize_t n = room ? read(fd, out + have, size - 1 - have) : read(fd, sink, sizeof sink);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        if (room) {
-            have += (size_t)n;
-            out[have] = '\0';
-        }
-    }
-}
-
-/* Reap our child by the deadline, else SIGKILL it (it is ours: unreaped). -1 on timeout. */
-static int reap(pid_t pid, const char *name, unsigned long long deadline, unsigned timeout_ms)
-{
-    int status;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (lab_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fprintf(stderr, "aragora-chaos: %s did not finish within %u s; killed\n", name,
-                    timeout_ms / 1000);
-            return -1;
-        }
-        lab_sleep_ms(10);
-    }
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status) >= 126 ? -1 : WEXITSTATUS(status);
-    return -1;
-}
-
-static int open_output(const char *log_path, int pipefd[2], bool capture)
-{
-    if (capture)
-        return pipe2(pipefd, O_CLOEXEC) == 0 ? pipefd[1] : -1;
-    return open(log_path != NULL ? log_path : "/dev/null",
-                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-}
-
-int lab_pg_exec(const char *run_as, const char *netns, const char *const argv[],
-                const char *log_path, char *out, size_t out_size, unsigned timeout_ms)
-{
-    struct run_as who;
-    int pipefd[2] = {-1, -1};
-    if (out != NULL && out_size > 0)
-        out[0] = '\0';
-    if (resolve_user(run_as, &who) != 0)
-        return -1;
-    int ns_fd = lab_netns_open(netns);
-    if (ns_fd == -1)
-        return -1;
-    int out_fd = open_output(log_path, pipefd, out != NULL);
-    if (out_fd < 0) {
-        fprintf(stderr, "aragora-chaos: %s: %s\n", log_path != NULL ? log_path : "pipe",
-                strerror(errno));
-        if (ns_fd >= 0)
-            close(ns_fd);
-        return -1;
-    }
-    unsigned long long deadline = lab_now_ms() + timeout_ms;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0)
-        child_exec(argv, &who, out_fd, ns_fd);
-    close(out_fd);
-    if (ns_fd >= 0)
-        close(ns_fd);
-    if (pid > 0 && out != NULL)
-        collect_output(pipefd[0], out, out_size, deadline);
-    if (pipefd[0] >= 0)
-        close(pipefd[0]);
-    if (pid < 0) {
-        fprintf(stderr, "aragora-chaos: fork: %s\n", strerror(errno));
-        return -1;
-    }
-    int rc = reap(pid, argv[0], deadline, timeout_ms);
-    if (rc == -1 && lab_now_ms() < deadline)
-        fprintf(stderr, "aragora-chaos: could not run %s%s%s\n", argv[0], who.drop ? " as " : "",
-                who.drop ? run_as : "");
-    return rc;
-}
-
 int lab_pg_query(const struct lab *lab, const struct lab_pg *pg, const char *sql, char *out,
                  size_t size)
 {
@@ -183,7 +37,7 @@ int lab_pg_query(const struct lab *lab, const struct lab_pg *pg, const char *sql
     const char *argv[] = {psql, "-X",     "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
                           "-d", conninfo, "-c", sql,  NULL};
     /* psql runs as whoever runs the lab: it only needs TCP, and trust auth names the user */
-    int rc = lab_pg_exec(NULL, NULL, argv, NULL, out, size, PG_QUERY_TIMEOUT);
+    int rc = lab_exec(NULL, NULL, argv, NULL, out, size, PG_QUERY_TIMEOUT);
     size_t n = strlen(out);
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
         out[--n] = '\0';
@@ -254,7 +108,7 @@ int lab_pg_start(const struct lab *lab, struct lab_pg *pg, const char *region)
     snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", lab->pg_bin_dir);
     const char *argv[] = {pg_ctl,       "start", "-w",    "-t", PG_START_TIMEOUTS, "-D",
                           pg->data_dir, "-l",    pg->log, "-o", pg->options,       NULL};
-    int rc = lab_pg_exec(lab->pg_run_as, pg->netns, argv, pg->log, NULL, 0, 70000);
+    int rc = lab_exec(lab->pg_run_as, pg->netns, argv, pg->log, NULL, 0, 70000);
     pg->pid = rc == 0 ? read_postmaster_pid(pg) : 0;
     if (rc != 0 || lab_pg_state(pg) == LAB_PROC_DEAD) {
         fprintf(stderr, "aragora-chaos: %s: PostgreSQL did not start (pg_ctl exit %d)\n", region,
@@ -389,7 +243,7 @@ static void fast_stop(const struct lab *lab, const struct lab_pg *pg)
     snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", lab->pg_bin_dir);
     const char *argv[] = {pg_ctl, "stop", "-m", "fast", "-W", "-D", pg->data_dir, NULL};
     signal_tree(pg, SIGCONT); /* a frozen server cannot shut down */
-    lab_pg_exec(lab->pg_run_as, NULL, argv, NULL, out, sizeof out, 10000);
+    lab_exec(lab->pg_run_as, NULL, argv, NULL, out, sizeof out, 10000);
 }
 
 /* Fast-stop every PostgreSQL that runs now; returns how many. */

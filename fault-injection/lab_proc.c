@@ -1,16 +1,13 @@
 /*
- * The lab's contact with processes and files: DIR/lab.json (read, atomic write), spawning a
- * detached coordinator or service (Redis, PowerDNS; as an unprivileged user when root), stopping
- * and signalling a service by PID, deciding whether a recorded PID is still the process the lab
- * started, secret files, and showing the tail of a log when something went wrong. Plain POSIX +
- * jansson.
+ * The lab's contact with processes and files: DIR/lab.json (read, atomic write), starting a
+ * region's coordinator (lab_exec.c runs it), stopping and signalling a service by PID, deciding
+ * whether a recorded PID is still the process the lab started, secret files, and showing the tail
+ * of a log when something went wrong. Plain POSIX + jansson.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
-#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -242,19 +239,6 @@ static void load_netns(struct lab_netns *n, json_t *o)
              json_string_value(json_object_get(o, "host_address")));
 }
 
-int lab_netns_open(const char *netns)
-{
-    char path[LAB_PATH_MAX];
-    if (netns == NULL || netns[0] == '\0')
-        return -2;
-    snprintf(path, sizeof path, "/run/netns/%s", netns);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        fprintf(stderr, "aragora-chaos: network namespace %s: %s (is the lab up?)\n", netns,
-                strerror(errno));
-    return fd < 0 ? -1 : fd;
-}
-
 static json_t *pg_json(const struct lab_pg *pg)
 {
     return json_pack("{s:s, s:i, s:s, s:i, s:s, s:s, s:s, s:s, s:s}", "host", pg->host, "port",
@@ -359,19 +343,26 @@ int lab_save(const struct lab *lab)
     return rc;
 }
 
-/* The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z'...), or 0 if there is no such process. */
-static char proc_state(pid_t pid)
+const char *lab_proc_stat(pid_t pid, char *buf, size_t size)
 {
-    char path[64], buf[512];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+        return NULL;
+    size_t n = fread(buf, 1, size - 1, f);
     fclose(f);
     buf[n] = '\0';
     char *p = strrchr(buf, ')'); /* comm may contain spaces and parentheses */
-    return p != NULL && p[1] == ' ' ? p[2] : 0;
+    return p != NULL && p[1] == ' ' && p[2] != '\0' ? p + 2 : NULL;
+}
+
+/* The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z'...), or 0 if there is no such process. */
+static char proc_state(pid_t pid)
+{
+    char buf[512];
+    const char *fields = lab_proc_stat(pid, buf, sizeof buf);
+    return fields != NULL ? fields[0] : 0;
 }
 
 /* Does /proc/PID/cmdline have `arg` as one of its arguments? */
@@ -432,27 +423,6 @@ static bool proc_exited(pid_t pid)
     return st == 0 || ((st == 'Z' || st == 'X') && proc_threads(pid) <= 1);
 }
 
-/* The exec pipe's EOF (close-on-exec) comes when the kernel has committed to the new program but
- * before it has laid out that program's arguments: for that moment /proc/PID/cmdline reads empty
- * and lab_pid_state() would call a healthy child dead (seen once in CI under load: "redis-server
- * exited during start-up" for a Redis that was running). Wait, bounded, until the arguments show or
- * the child has gone. */
-static void await_exec_args(pid_t pid)
-{
-    char path[64], c;
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-    unsigned long long deadline = lab_now_ms() + 2000;
-    for (;;) {
-        FILE *f = fopen(path, "r");
-        size_t n = f != NULL ? fread(&c, 1, 1, f) : 0;
-        if (f != NULL)
-            fclose(f);
-        if (n == 1 || proc_exited(pid) || lab_now_ms() >= deadline)
-            return;
-        lab_sleep_ms(1);
-    }
-}
-
 /* Waits on the pid itself, not on lab_region_is_ours() (see proc_exited). The caller checked the
  * pid was ours before signalling. */
 bool lab_pid_wait_gone(pid_t pid, unsigned timeout_ms)
@@ -471,185 +441,28 @@ bool lab_wait_gone(const struct lab_region *r, unsigned timeout_ms)
     return lab_pid_wait_gone(r->pid, timeout_ms);
 }
 
-/* In the child between fork and exec: only async-signal-safe calls. Reports errno on `report`. */
-static void child_exec(const struct lab *lab, const struct lab_region *r, int report, int ns_fd)
-{
-    static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD};
-    sigset_t none;
-    int err;
-    setsid();
-    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
-        signal(reset[i], SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNET) != 0)
-        goto fail;
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(r->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (chdir(lab->dir) != 0 || in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
-        dup2(out, 2) < 0)
-        goto fail;
-    /* Nothing else of ours (pipes of whoever ran the lab, curl sockets) may leak into it. */
-    for (int fd = 3; fd < 1024; fd++)
-        if (fd != report)
-            close(fd);
-    execl(lab->coordinator, lab->coordinator, "--config", r->config, (char *)NULL);
-fail:
-    err = errno;
-    if (write(report, &err, sizeof err) < 0) {
-        /* nothing left to tell */
-    }
-    _exit(127);
-}
-
+/* The coordinator: a service like the others (its own session, /dev/null in, its log out, nothing
+ * else of ours inherited), run as whoever runs the lab, from the lab directory. */
 int lab_spawn(const struct lab *lab, struct lab_region *r)
 {
-    int pipefd[2];
-    int err = 0;
-    if (pipe2(pipefd, O_CLOEXEC) != 0) {
-        fprintf(stderr, "aragora-chaos: pipe: %s\n", strerror(errno));
-        return -1;
-    }
     /* The lab's own environment must not override the generated config. */
-    unsetenv("ARAGORA_REGION");
-    unsetenv("ARAGORA_REGION_ID");
-    unsetenv("ARAGORA_API_TOKEN");
-    unsetenv("ARAGORA_CLUSTER_SECRET");
-    unsetenv("ARAGORA_PRIMARY");
-    unsetenv("DATABASE_URL");
-    unsetenv("REDIS_URL");
-    unsetenv("PDNS_API_KEY");
-    unsetenv("ARAGORA_DNS_TSIG_SECRET");
-    unsetenv("ARAGORA_WEBHOOK_TOKEN");
-    int ns_fd = lab_netns_open(r->netns);
-    fflush(NULL);
-    pid_t pid = ns_fd == -1 ? -1 : fork();
-    if (pid < 0) {
-        if (ns_fd != -1)
-            fprintf(stderr, "aragora-chaos: fork: %s\n", strerror(errno));
-        if (ns_fd >= 0)
-            close(ns_fd);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        return -1;
-    }
-    if (pid == 0)
-        child_exec(lab, r, pipefd[1], ns_fd);
-    if (ns_fd >= 0)
-        close(ns_fd);
-    close(pipefd[1]);
-    ssize_t n;
-    do {
-        n = read(pipefd[0], &err, sizeof err); /* EOF: exec succeeded (close-on-exec) */
-    } while (n < 0 && errno == EINTR);
-    close(pipefd[0]);
-    if (n > 0) {
-        fprintf(stderr, "aragora-chaos: %s: cannot start %s: %s\n", r->name, lab->coordinator,
-                strerror(err));
-        return -1;
-    }
-    await_exec_args(pid);
-    r->pid = pid;
-    return 0;
+    static const char *const lab_env[] = {"ARAGORA_REGION",
+                                          "ARAGORA_REGION_ID",
+                                          "ARAGORA_API_TOKEN",
+                                          "ARAGORA_CLUSTER_SECRET",
+                                          "ARAGORA_PRIMARY",
+                                          "DATABASE_URL",
+                                          "REDIS_URL",
+                                          "PDNS_API_KEY",
+                                          "ARAGORA_DNS_TSIG_SECRET",
+                                          "ARAGORA_WEBHOOK_TOKEN"};
+    for (size_t i = 0; i < sizeof lab_env / sizeof lab_env[0]; i++)
+        unsetenv(lab_env[i]);
+    const char *argv[] = {lab->coordinator, "--config", r->config, NULL};
+    return lab_spawn_service(NULL, r->netns, argv, r->log, lab->dir, &r->pid);
 }
 
-/* ---- services (Redis, PowerDNS) ---- */
-
-struct svc_user {
-    bool drop;
-    uid_t uid;
-    gid_t gid;
-};
-
-/* In the child between fork and exec: only async-signal-safe calls. Reports errno on `report`. */
-static void service_exec(const char *const argv[], const struct svc_user *who, const char *log,
-                         const char *cwd, int report, int ns_fd)
-{
-    static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD};
-    sigset_t none;
-    int err;
-    setsid();
-    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
-        signal(reset[i], SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    /* before dropping privileges: entering a namespace needs them */
-    if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNET) != 0)
-        goto fail;
-    /* opened before dropping privileges: the log stays the lab's file */
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-        goto fail;
-    for (int fd = 3; fd < 1024; fd++)
-        if (fd != report)
-            close(fd);
-    if (who->drop &&
-        (setgroups(1, &who->gid) != 0 || setgid(who->gid) != 0 || setuid(who->uid) != 0))
-        goto fail;
-    if (chdir(cwd) != 0)
-        goto fail;
-    execv(argv[0], (char *const *)argv);
-fail:
-    err = errno;
-    if (write(report, &err, sizeof err) < 0) {
-        /* nothing left to tell */
-    }
-    _exit(127);
-}
-
-int lab_spawn_service(const char *run_as, const char *netns, const char *const argv[],
-                      const char *log_path, const char *cwd, pid_t *out)
-{
-    struct svc_user who = {.drop = run_as != NULL && run_as[0] != '\0'};
-    int pipefd[2], err = 0;
-    if (who.drop) {
-        struct passwd *pw = getpwnam(run_as);
-        if (pw == NULL) {
-            fprintf(stderr, "aragora-chaos: no OS user '%s' to run %s as\n", run_as, argv[0]);
-            return -1;
-        }
-        who.uid = pw->pw_uid;
-        who.gid = pw->pw_gid;
-    }
-    int ns_fd = lab_netns_open(netns);
-    if (ns_fd == -1)
-        return -1;
-    if (pipe2(pipefd, O_CLOEXEC) != 0) {
-        fprintf(stderr, "aragora-chaos: pipe: %s\n", strerror(errno));
-        if (ns_fd >= 0)
-            close(ns_fd);
-        return -1;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "aragora-chaos: fork: %s\n", strerror(errno));
-        close(pipefd[0]);
-        close(pipefd[1]);
-        if (ns_fd >= 0)
-            close(ns_fd);
-        return -1;
-    }
-    if (pid == 0)
-        service_exec(argv, &who, log_path, cwd, pipefd[1], ns_fd);
-    if (ns_fd >= 0)
-        close(ns_fd);
-    close(pipefd[1]);
-    ssize_t n;
-    do {
-        n = read(pipefd[0], &err, sizeof err); /* EOF: exec succeeded (close-on-exec) */
-    } while (n < 0 && errno == EINTR);
-    close(pipefd[0]);
-    if (n > 0) {
-        fprintf(stderr, "aragora-chaos: cannot start %s%s%s: %s\n", argv[0], who.drop ? " as " : "",
-                who.drop ? run_as : "", strerror(err));
-        return -1;
-    }
-    await_exec_args(pid);
-    *out = pid;
-    return 0;
-}
+/* ---- services (Redis, PowerDNS, the proxy) ---- */
 
 int lab_stop_service(pid_t pid, const char *arg, const char *label, unsigned timeout_ms)
 {
@@ -738,6 +551,17 @@ int lab_make_owned(const char *path, bool is_file, const char *user)
     return rc;
 }
 
+int lab_self_exe(char *out, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", out, size - 1);
+    if (n <= 0) {
+        fprintf(stderr, "aragora-chaos: /proc/self/exe: %s\n", strerror(errno));
+        return -1;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
 int lab_find_coordinator(char *out, size_t size)
 {
     const char *env = getenv("ARAGORA_COORDINATOR");
@@ -750,12 +574,8 @@ int lab_find_coordinator(char *out, size_t size)
         copy_str(out, size, env);
         return 0;
     }
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        fprintf(stderr, "aragora-chaos: /proc/self/exe: %s\n", strerror(errno));
+    if (lab_self_exe(self, sizeof self) != 0)
         return -1;
-    }
-    self[n] = '\0';
     char *slash = strrchr(self, '/');
     if (slash != NULL)
         *slash = '\0';

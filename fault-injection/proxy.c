@@ -550,19 +550,35 @@ static int write_all_fsync(const char *path, const char *data)
     return close(fd) != 0 || rc != 0 ? -1 : 0;
 }
 
-/* DIR/chaos/faults.json, atomically (tmp + fsync + rename). */
+int proxy_write_file(const struct proxy *px, const char *name, const char *data, char *path,
+                     size_t size)
+{
+    char tmp[PROXY_PATH_MAX + 48], tmp_name[40];
+    snprintf(tmp_name, sizeof tmp_name, "%.32s.tmp", name);
+    if (path_in(px, name, path, size) != 0 || path_in(px, tmp_name, tmp, sizeof tmp) != 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (write_all_fsync(tmp, data) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* DIR/chaos/faults.json. */
 static void persist(const struct proxy *px)
 {
-    char path[PROXY_PATH_MAX + 32], tmp[PROXY_PATH_MAX + 40];
-    if (path_in(px, "faults.json", path, sizeof path) != 0 ||
-        path_in(px, "faults.json.tmp", tmp, sizeof tmp) != 0)
-        return;
+    char path[PROXY_PATH_MAX + 32];
     json_t *doc = json_pack("{s:s,s:s,s:I}", "faults", px->faults_text, "profile", px->profile_text,
                             "version", (json_int_t)px->version);
     char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
-    if (text == NULL || write_all_fsync(tmp, text) != 0 || rename(tmp, path) != 0)
-        fprintf(stderr, "aragora-chaos proxy: cannot write %s: %s\n", path, strerror(errno));
+    if (text == NULL || proxy_write_file(px, "faults.json", text, path, sizeof path) != 0)
+        fprintf(stderr, "aragora-chaos proxy: cannot write %s/chaos/faults.json: %s\n", px->dir,
+                strerror(errno));
     free(text);
 }
 

@@ -65,6 +65,9 @@ struct proxy {
  * Returns -1 with the parse reason in why (nothing changes then). */
 int proxy_set_faults(struct proxy *px, const char *text, char *why, size_t why_size);
 int proxy_set_profile(struct proxy *px, const char *text, char *why, size_t why_size);
+/* DIR/chaos/NAME := data, atomically (tmp + fsync + rename); its path into path. -1 with errno. */
+int proxy_write_file(const struct proxy *px, const char *name, const char *data, char *path,
+                     size_t size);
 /* The GET /v1/faults body (a new reference). */
 json_t *proxy_state_json(const struct proxy *px);
 

@@ -8,7 +8,7 @@
  *     NFQUEUE CHAOS_NFQUEUE_NUM, and this process holds each for its pair's delay ± jitter before
  *     accepting it. Order is kept per pair, as the proxy keeps it. The rule carries
  *     --queue-bypass: if this process dies, packets flow undelayed instead of stopping.
- * Running a program inside the bridge's namespace: fork, setns() on /run/netns/NAME, exec.
+ * Running a program inside the bridge's namespace: lab_exec (fork, setns(), exec).
  * Binding the queue there: setns() for this thread, nfq_open, and back.
  */
 #define _GNU_SOURCE    /* setns */
@@ -18,16 +18,15 @@
 #include <inttypes.h>
 #include <linux/netfilter.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
+#include "lab.h"
 #include "proxy.h"
 
 #define NETNS_NAME_MAX 64
@@ -35,6 +34,7 @@
 #define IPTABLES_BIN   "/usr/sbin/iptables"
 #define QUEUE_MAXLEN   16384
 #define RUN_OUT_MAX    1024
+#define RUN_TIMEOUT_MS 10000u
 
 struct held {
     uint32_t id;
@@ -105,107 +105,19 @@ void proxy_netns_free(struct proxy *px)
 
 /* ---- running nft and iptables inside the bridge's namespace ---- */
 
-static int open_netns(const char *name)
+/* argv inside the bridge's namespace (lab_exec); its output, trailing blanks cut, into out.
+ * Returns its exit status, -1 when it could not run. */
+static int run_in_bridge(const struct proxy_netns *ns, const char *const argv[], char *out,
+                         size_t out_size)
 {
-    char path[NETNS_NAME_MAX + 16];
-    snprintf(path, sizeof path, "/run/netns/%s", name);
-    return open(path, O_RDONLY | O_CLOEXEC);
-}
-
-/* In the child: only async-signal-safe calls. */
-static void run_child(int ns_fd, int in_fd, int out_fd, const char *const argv[])
-{
-    sigset_t none;
-    signal(SIGPIPE, SIG_DFL); /* the controller ignores it; nft and iptables should not */
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    if (setns(ns_fd, CLONE_NEWNET) != 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
-        dup2(out_fd, 2) < 0)
-        _exit(126);
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-}
-
-static void read_all(int fd, char *out, size_t size)
-{
-    size_t len = 0;
-    for (;;) {
-        char scratch[256];
-        ssize_t n = len + 1 < size ? read(fd, out + len, size - 1 - len)
-                                   : read(fd, scratch, sizeof scratch);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        if (len + 1 < size)
-            len += (size_t)n;
-    }
-    out[len] = '\0';
+    int rc = lab_exec(NULL, ns->bridge, argv, NULL, out, out_size, RUN_TIMEOUT_MS);
+    size_t len = strlen(out);
     while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
         out[--len] = '\0';
-}
-
-static void write_all(int fd, const char *data)
-{
-    size_t len = data != NULL ? strlen(data) : 0, done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        done += (size_t)w;
-    }
-}
-
-/* argv inside namespace `name`, `input` on its stdin; its output into out. Returns its exit
- * status, or -1 (with the reason in out) when it could not run. */
-static int run_in_netns(const char *name, const char *const argv[], const char *input, char *out,
-                        size_t out_size)
-{
-    int in[2], outp[2], status = 0;
-    int ns_fd = open_netns(name);
-    if (ns_fd < 0) {
-        snprintf(out, out_size, "network namespace %s: %s", name, strerror(errno));
-        return -1;
-    }
-    if (pipe2(in, O_CLOEXEC) != 0) {
-        snprintf(out, out_size, "pipe: %s", strerror(errno));
-        goto close_ns;
-    }
-    if (pipe2(outp, O_CLOEXEC) != 0) {
-        snprintf(out, out_size, "pipe: %s", strerror(errno));
-        goto close_in;
-    }
-    pid_t pid = fork();
-    if (pid == 0)
-        run_child(ns_fd, in[0], outp[1], argv);
-    close(outp[1]);
-    if (pid < 0) {
-        snprintf(out, out_size, "fork: %s", strerror(errno));
-        close(outp[0]);
-        goto close_in;
-    }
-    /* nft reads its whole input before it answers, and a rule set is far below a pipe's 64 KiB */
-    write_all(in[1], input);
-    close(in[0]);
-    close(in[1]);
-    read_all(outp[0], out, out_size);
-    close(outp[0]);
-    close(ns_fd);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) >= 126) {
-        snprintf(out, out_size, "cannot run %s in network namespace %s", argv[0], name);
-        return -1;
-    }
-    return WEXITSTATUS(status);
-close_in:
-    close(in[0]);
-    close(in[1]);
-close_ns:
-    close(ns_fd);
-    return -1;
+    if (rc == -1 && len == 0) /* lab_exec said why on stderr: proxy.log */
+        snprintf(out, out_size, "could not run %s in network namespace %s (see proxy.log)", argv[0],
+                 ns->bridge);
+    return rc;
 }
 
 /* The static rule that hands marked packets to our queue (added once; -C checks for it). */
@@ -217,12 +129,12 @@ static int ensure_queue_rule(const struct proxy_netns *ns, char *why, size_t why
     const char *check[] = {IPTABLES_BIN,     "-w", "-C", "FORWARD", "-m",          "mark",
                            "--mark",         mark, "-j", "NFQUEUE", "--queue-num", queue,
                            "--queue-bypass", NULL};
-    if (run_in_netns(ns->bridge, check, NULL, out, sizeof out) == 0)
+    if (run_in_bridge(ns, check, out, sizeof out) == 0)
         return 0;
     const char *add[] = {IPTABLES_BIN,     "-w", "-A", "FORWARD", "-m",          "mark",
                          "--mark",         mark, "-j", "NFQUEUE", "--queue-num", queue,
                          "--queue-bypass", NULL};
-    if (run_in_netns(ns->bridge, add, NULL, out, sizeof out) != 0) {
+    if (run_in_bridge(ns, add, out, sizeof out) != 0) {
         snprintf(why, why_size, "iptables NFQUEUE rule in %s: %.300s", ns->bridge, out);
         return -1;
     }
@@ -380,7 +292,7 @@ static int open_queue(struct proxy *px, char *why, size_t why_size)
 {
     struct proxy_netns *ns = px->netns;
     int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    int there = open_netns(ns->bridge);
+    int there = lab_netns_open(ns->bridge);
     int rc = -1;
     if (self < 0 || there < 0 || setns(there, CLONE_NEWNET) != 0) {
         snprintf(why, why_size, "cannot enter network namespace %s: %s", ns->bridge,
@@ -455,9 +367,16 @@ int proxy_netns_apply(struct proxy *px, const struct chaos_faultset *faults,
         snprintf(why, why_size, "the rule set does not fit in %zu bytes", sizeof text);
         return -1;
     }
-    /* the delays are in place before the marks that send packets to them */
-    const char *argv[] = {NFT_BIN, "-f", "-", NULL};
-    int rc = run_in_netns(ns->bridge, argv, text, out, sizeof out);
+    /* the delays are in place before the marks that send packets to them. The rule set stays in
+     * DIR/chaos/rules.nft for operators: what the filter was last told. */
+    char path[PROXY_PATH_MAX + 32];
+    if (proxy_write_file(px, "rules.nft", text, path, sizeof path) != 0) {
+        memcpy(ns->state, old, sizeof old);
+        snprintf(why, why_size, "cannot write %s/chaos/rules.nft: %s", px->dir, strerror(errno));
+        return -1;
+    }
+    const char *argv[] = {NFT_BIN, "-f", path, NULL};
+    int rc = run_in_bridge(ns, argv, out, sizeof out);
     if (rc != 0) {
         memcpy(ns->state, old, sizeof old);
         snprintf(why, why_size, "nft in %s refused the rule set (exit %d): %.300s", ns->bridge, rc,
@@ -471,10 +390,10 @@ void proxy_netns_stop(struct proxy *px)
 {
     struct proxy_netns *ns = px->netns;
     char out[RUN_OUT_MAX];
-    static const char flush[] =
-        "table ip " CHAOS_NFT_TABLE "\ndelete table ip " CHAOS_NFT_TABLE "\n";
-    const char *argv[] = {NFT_BIN, "-f", "-", NULL};
-    if (run_in_netns(ns->bridge, argv, flush, out, sizeof out) != 0)
+    /* one transaction: create the table if it is not there, so that deleting it cannot fail */
+    const char *argv[] = {NFT_BIN, "table ip " CHAOS_NFT_TABLE "; delete table ip " CHAOS_NFT_TABLE,
+                          NULL};
+    if (run_in_bridge(ns, argv, out, sizeof out) != 0)
         fprintf(stderr, "aragora-chaos proxy: removing the filter: %s\n", out);
     if (ns->qh != NULL)
         release_due(ns, true);

@@ -190,18 +190,11 @@ static void stop_workload(struct run_ctx *x)
 
 static bool proc_cpu_rss(pid_t pid, double *cpu_s, double *rss_kib)
 {
-    char path[64], buf[2048];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
+    char buf[2048];
+    const char *p = lab_proc_stat(pid, buf, sizeof buf);
     unsigned long utime = 0, stime = 0;
     long rss = 0;
-    if (p == NULL || sscanf(p + 2,
+    if (p == NULL || sscanf(p,
                             "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
                             "%*d %*d %*u %*u %ld",
                             &utime, &stime, &rss) != 3)
@@ -367,10 +360,8 @@ static int prepare(struct run_ctx *x, const struct run_opts *o)
         for (unsigned w = 0; w < RUN_WHATS; w++)
             x->proc_iv[r][w] = -1;
     pthread_mutex_init(&x->mu, NULL);
-    ssize_t n = readlink("/proc/self/exe", x->self, sizeof x->self - 1);
-    if (n <= 0)
+    if (lab_self_exe(x->self, sizeof x->self) != 0)
         return -1;
-    x->self[n] = '\0';
     if (chaos_scenario_load(o->scenario, default_regions, 3, &x->sc, why, sizeof why) != 0) {
         fprintf(stderr, "aragora-chaos: %s\n", why);
         return -1;

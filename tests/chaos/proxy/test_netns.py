@@ -317,6 +317,11 @@ def case_controller(lab):
     # SIGTERM removes it (no fault outlives its controller)
     lab.fault("set", "us-east-2 -/- eu-west-1, ap-south-1 -> us-east-2 delay 100ms")
     assert "aragora_chaos" in nft_tables(lab)
+    # the rule set the filter was given stays for operators to read: this set's, not an older one
+    with open(os.path.join(lab.dir, "chaos", "rules.nft")) as f:
+        rules = f.read()
+    assert "table ip aragora_chaos" in rules and "ip saddr %s ip daddr %s drop" % (
+        lab.host(0), lab.host(1)) in rules, rules
     pid = lab.doc["proxy"]["pid"]
     os.kill(pid, signal.SIGTERM)
     wait_for("the controller to exit", lambda: not os.path.exists("/proc/%d" % pid))
