@@ -28,6 +28,9 @@ import time
 import traceback
 import urllib.parse
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from afctest import Timeout, wait_for, run, pid_gone, ports_free  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN_DIR = os.environ.get("ARAGORA_BIN_DIR") or os.path.join(HERE, "..", "..", "build")
 CHAOS = os.path.join(BIN_DIR, "aragora-chaos")
@@ -35,23 +38,6 @@ CTL = os.path.join(BIN_DIR, "aragoractl")
 COORD = os.path.join(BIN_DIR, "aragora-coordinator")
 PSQL = os.path.join(os.environ.get("ARAGORA_PG_BIN_DIR", "/usr/lib/postgresql/15/bin"), "psql")
 PORT_BASE = int(os.environ.get("ARAGORA_TEST_PORT_BASE", "23000"))
-
-
-class Timeout(AssertionError):
-    pass
-
-
-def wait_for(what, pred, timeout=20.0, interval=0.05):
-    """Poll pred() until it returns a truthy value (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = pred()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise Timeout("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 def request(url, method="GET", path="/", body=None, headers=None, timeout=2.0):
@@ -78,42 +64,12 @@ def get_json(url, path, timeout=2.0):
         return status, None
 
 
-def run(args, timeout=90, env=None, check=True):
-    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
-    if check and p.returncode != 0:
-        raise AssertionError("%s: exit %d\nstdout:\n%s\nstderr:\n%s"
-                             % (" ".join(args), p.returncode, p.stdout, p.stderr))
-    return p
-
-
-def pid_gone(pid):
-    """True if the process no longer runs (absent or a zombie awaiting its reaper)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] in "ZX"
-
-
-def ports_free(base, count=100):
-    """Can every port in [base, base+count) be bound on 127.0.0.1 right now?"""
-    for port in range(base, base + count):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
 def pick_base_port(k):
     """Test k's 100 ports: PORT_BASE + 100*k, or the same slot in a later block of 1200 if another
     process (a lab left running, a colleague's test run) holds one of them."""
     base = PORT_BASE + 100 * k
     while base + 100 < 32768:
-        if ports_free(base):
+        if ports_free(base, 100):
             return base
         base += 1200
     raise AssertionError("no free port range for test %d below 32768" % k)

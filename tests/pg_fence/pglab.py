@@ -23,8 +23,12 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from afctest import wait_for  # noqa: E402,F401  (re-exported to test_fence.py, bench_fence.py)
 
 PG_BIN = os.environ.get("ARAGORA_PG_BIN_DIR", "/usr/lib/postgresql/15/bin")
 RUN_AS = "postgres" if os.geteuid() == 0 else None
@@ -45,22 +49,6 @@ max_connections = 30
 log_min_messages = warning
 log_line_prefix = '%m [%p] %b '
 """
-
-
-class Timeout(AssertionError):
-    pass
-
-
-def wait_for(what, pred, timeout=30.0, interval=0.05):
-    """Poll pred() until it returns a truthy value (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        last = pred()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise Timeout("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 def sqlstate(result):

@@ -16,7 +16,6 @@ The last line printed is "N passed, M failed"; the exit status is non-zero on an
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pglab import PG_BIN, Postgres, TempDir, error_message, sqlstate, wait_for  # noqa: E402
+from afctest import ports_free  # noqa: E402  (pglab put tests/ on the path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.join(HERE, "..", "..", "build", "pg_fence")
@@ -45,19 +45,8 @@ def module_path():
     return path[:-3] if path.endswith(".so") else path
 
 
-def port_free(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def check_ports(*ports):
-    busy = [p for p in ports if not port_free(p)]
+    busy = [p for p in ports if not ports_free(p)]
     if busy:
         raise AssertionError("loopback port(s) %s already in use" % busy)
 

@@ -24,6 +24,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from afctest import wait_for  # noqa: E402
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 DRIVER = os.environ.get("TEST_REDIS_PUB", "")
@@ -34,16 +37,6 @@ SLACK = 10        # CI may be ten times slower than a laptop
 PORTS = {"publish_and_subscribe": 22001, "older_epoch_refused": 22002,
          "hand_written_newer": 22003, "redis_down": 22004, "closed_port": 22005,
          "restart_lands_pending": 22006, "stopped_redis": 22007, "auth_and_db": 22008}
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)  # polling interval, not a stand-in for an event
-    raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
 
 
 class Redis:
@@ -61,8 +54,8 @@ class Redis:
             args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        wait_for(lambda: self.proc.poll() is None and self.cli("PING") == "PONG", 10,
-                 "redis-server on port %d" % self.port)
+        wait_for("redis-server on port %d" % self.port,
+                 lambda: self.proc.poll() is None and self.cli("PING") == "PONG", 10, 0.02)
 
     def stop(self):
         if self.proc is None:
@@ -105,8 +98,8 @@ class Subscriber:
         threading.Thread(target=self._read, daemon=True).start()
         # non-tty output: "subscribe", the channel, the count; then per message "message",
         # the channel, the payload
-        wait_for(lambda: self._snapshot()[:3] == ["subscribe", CHANNEL, "1"], 10,
-                 "the subscription")
+        wait_for("the subscription",
+                 lambda: self._snapshot()[:3] == ["subscribe", CHANNEL, "1"], 10, 0.02)
 
     def _read(self):
         for line in self.proc.stdout:
@@ -125,8 +118,9 @@ class Subscriber:
         return out
 
     def wait_event(self, name, timeout=10):
-        return wait_for(lambda: [m for m in self.messages() if m.get("event") == name], timeout,
-                        "a '%s' event on %s" % (name, CHANNEL))
+        return wait_for("a '%s' event on %s" % (name, CHANNEL),
+                        lambda: [m for m in self.messages() if m.get("event") == name], timeout,
+                        0.02)
 
     def stop(self):
         self.proc.kill()
@@ -381,7 +375,7 @@ def case_redis_down(tmp, port):
         drv.publish(1)
         check(drv.expect("write", epoch=1)["outcome"] == "written", "epoch 1 written")
         redis.stop()
-        wait_for(lambda: drv.events("redis-down"), 10, "+redis-down")
+        wait_for("+redis-down", lambda: drv.events("redis-down"), 10, 0.02)
         drv.call("ticks", "ticks")  # reset the ticker's record
         expect_fast_failure(drv, 2, "redis stopped")
         t0 = time.monotonic()
@@ -430,7 +424,7 @@ def case_restart_lands_pending(tmp, port):
         drv.publish(1)
         check(drv.expect("write", epoch=1)["outcome"] == "written", "epoch 1 written")
         redis.stop()
-        wait_for(lambda: drv.events("redis-down"), 10, "+redis-down")
+        wait_for("+redis-down", lambda: drv.events("redis-down"), 10, 0.02)
         expect_fast_failure(drv, 7, "redis stopped")
         drv.publish(6)  # lower than the pending 7: superseded at once
         w = drv.expect("write", epoch=6, timeout=2)
@@ -468,8 +462,8 @@ def case_stopped_redis(tmp, port):
         redis.signal(signal.SIGSTOP)
         drv.call("ticks", "ticks")
         expect_fast_failure(drv, 2, "redis frozen")
-        wait_for(lambda: [l for l in drv.log if "not answered within" in l], 10,
-                 "the command watchdog")
+        wait_for("the command watchdog",
+                 lambda: [l for l in drv.log if "not answered within" in l], 10, 0.02)
         check_ticks(drv)
         # reconnects meanwhile reach the kernel's accept queue, but "ready" needs an answer
         check(len(drv.events("redis-up")) == 1, "no +redis-up while Redis is frozen")

@@ -18,12 +18,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from afctest import wait_for, run, ports_free  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN_DIR = os.environ.get("ARAGORA_BIN_DIR") or os.path.join(HERE, "..", "..", "..", "build")
@@ -34,40 +36,10 @@ TABLE = ("CREATE TABLE chaos_writes (region text NOT NULL, seq bigint NOT NULL, 
          "at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (region, seq))")
 
 
-def wait_for(what, pred, timeout=20.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-def run(args, timeout=120, check=True):
-    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError("%s: exit %d\nstdout:\n%s\nstderr:\n%s"
-                             % (" ".join(args), p.returncode, p.stdout, p.stderr))
-    return p
-
-
-def ports_free(base, count=100):
-    for port in range(base, base + count):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
 def pick_base_port():
     base = PORT_BASE
     while base + 100 < 26000:
-        if ports_free(base):
+        if ports_free(base, 100):
             return base
         base += 100
     raise AssertionError("no free port range in 25000-26000")

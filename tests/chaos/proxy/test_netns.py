@@ -25,6 +25,9 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from afctest import wait_for, run  # noqa: E402
+
 BIN = os.path.join(os.environ.get("ARAGORA_BIN_DIR", "build"), "aragora-chaos")
 REGIONS = ["us-east-2", "eu-west-1", "ap-south-1"]
 CASES = ["topology", "faults", "controller"]
@@ -89,24 +92,6 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=drain, args=(c,), daemon=True).start()
 """
-
-
-def run(cmd, timeout=120, check=True):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError("%s: exit %d\n%s" % (" ".join(cmd), p.returncode, p.stdout))
-    return p
-
-
-def wait_for(what, pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
 
 
 def netns_list():

@@ -26,31 +26,12 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from afctest import wait_for, ports_free  # noqa: E402
+
 BIN = os.path.join(os.environ.get("ARAGORA_BIN_DIR", "build"), "aragora-chaos")
 REGIONS = ["us-east-2", "eu-west-1", "ap-south-1"]
 HOLD_S = 1.0  # how long an absence is watched
-
-
-def wait_for(what, pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
-
-
-def port_free(port, host="127.0.0.1"):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no conflict
-    try:
-        s.bind((host, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 class Upstream:
@@ -123,7 +104,7 @@ class Lab:
         self.chaos = os.path.join(self.dir, "chaos")
         os.makedirs(self.chaos)
         for p in range(base_port, base_port + 6):
-            if not port_free(p):
+            if not ports_free(p):
                 raise RuntimeError("port %d is in use" % p)
         self.control = base_port
         self.listen = ("127.1.1.2", base_port + 1)  # us-east-2 -> eu-west-1

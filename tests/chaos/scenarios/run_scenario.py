@@ -13,10 +13,12 @@ Environment: ARAGORA_BIN_DIR (the meson build root), ARAGORA_CHAOS_PORT_BASE (de
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from afctest import ports_free  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN_DIR = os.environ.get("ARAGORA_BIN_DIR") or os.path.join(HERE, "..", "..", "..", "build")
@@ -26,24 +28,13 @@ CHECKS = {"lost-writes", "split-brain", "rto", "write-gap", "convergence", "fals
           "decisions", "schedule"}
 
 
-def ports_free(base, count=50):
-    for port in range(base, base + count):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
 def pick_base_port():
     # meson gives each scenario its own block (ARAGORA_CHAOS_PORT_BASE = 24000 + 100 * index) and
     # runs two at a time; when a block is taken by something else, try the same slot 3000 higher
     # (past every scenario's block), never a neighbour's
     base = PORT_BASE
     while base + 50 < 32768:
-        if ports_free(base):
+        if ports_free(base, 50):
             return base
         base += 3000
     raise SystemExit("no free port range below 32768")
