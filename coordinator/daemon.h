@@ -38,6 +38,8 @@ struct afc_daemon {
     struct afc_delivery *delivery; /* NULL until started, and after stopped */
     int exit_code;
     bool stopping;
+    uv_timer_t stop_deadline; /* armed by the stop: a stop that outlasts it is stuck (main.c) */
+    const char *stop_stage;   /* what the stop waits for now, named when it is forced */
 };
 
 /* ---- HTTP API (coordinator/http.c, coordinator/api.c, coordinator/forward.c) ---- */

@@ -18,10 +18,8 @@ static struct {
     const char *name;
     bool armed;
 } points[] = {
-    {"crash-after-decide", false},
-    {"crash-after-promote", false},
-    {"fail-promote", false},
-    {"hang-after-decided", false},
+    {"crash-after-decide", false}, {"crash-after-promote", false}, {"fail-promote", false},
+    {"hang-after-decided", false}, {"hang-on-stop", false},
 };
 
 #define N_POINTS (sizeof points / sizeof points[0])
@@ -66,11 +64,11 @@ int afc_fault_points_init(struct afc_err *err)
         size_t len = strcspn(p, ",");
         int i = find(p, len);
         if (len > 0 && i < 0) {
-            return afc_err_set(
-                err, AFC_ECONFIG,
-                "ARAGORA_FAULT_POINTS: unknown fault point '%.*s' (known: "
-                "crash-after-decide, crash-after-promote, fail-promote, hang-after-decided)",
-                (int)len, p);
+            return afc_err_set(err, AFC_ECONFIG,
+                               "ARAGORA_FAULT_POINTS: unknown fault point '%.*s' (known: "
+                               "crash-after-decide, crash-after-promote, fail-promote, "
+                               "hang-after-decided, hang-on-stop)",
+                               (int)len, p);
         }
         if (i >= 0) {
             arm[i] = true;
@@ -104,8 +102,7 @@ static const char *apply_list(json_t *body, const char *key, bool armed, bool ap
         int i = name != NULL ? find(name, strlen(name)) : -1;
         if (i < 0) {
             return "unknown fault point (known: crash-after-decide, crash-after-promote, "
-                   "hang-after-decided, "
-                   "fail-promote)";
+                   "fail-promote, hang-after-decided, hang-on-stop)";
         }
         if (apply) {
             set_armed(i, armed, "API");

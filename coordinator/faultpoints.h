@@ -13,6 +13,8 @@
  *   fail-promote         the candidate reports ABORTED instead of running pg_promote
  *   hang-after-decided   the candidate's executor stops acting (its coordinator still talks):
  *                        the leader must abort the failover when its step deadline passes
+ *   hang-on-stop         SIGTERM's orderly stop never gets past its first stage: the stop
+ *                        deadline (main.c, 30 s) or a second signal must end the process
  * A point is armed from ARAGORA_FAULT_POINTS="name[,name...]" at start (so again at every start)
  * or through the API, on the node that receives the request only. It fires once per arming: the
  * hit disarms it, so a coordinator restarted without the variable does not crash again.

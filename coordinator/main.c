@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "afc/log.h"
 #include "coordinator/daemon.h"
@@ -133,20 +134,51 @@ static void signal_close_cb(uv_handle_t *h)
     (void)h;
 }
 
+/* A stop that has not finished by then is stuck (a stage whose completion never comes): leaving
+ * is safer than hanging, since a coordinator that exits is a fault the cluster handles anyway
+ * (ARCHITECTURE.md §4: nothing safe depends on a clean stop; Raft's log is fsynced as written). */
+#define STOP_DEADLINE_MS 30000
+
+/* The stop could not finish: say where it was stuck, then exit at once with EXIT_RUNTIME.
+ * reason: "deadline" or "signal". */
+static void force_exit(struct afc_daemon *d, const char *reason)
+{
+    if (strcmp(reason, "deadline") == 0) {
+        afc_error("shutdown did not finish within %d s (waiting for: %s); exiting now",
+                  STOP_DEADLINE_MS / 1000, d->stop_stage);
+    } else {
+        afc_error("shutdown interrupted by a second signal (waiting for: %s); exiting now",
+                  d->stop_stage);
+    }
+    afc_event("shutdown-forced", "stage=%s reason=%s", d->stop_stage, reason);
+    fflush(NULL);
+    _exit(EXIT_RUNTIME);
+}
+
+static void stop_deadline_cb(uv_timer_t *t)
+{
+    force_exit(t->data, "deadline");
+}
+
 static void node_closed_cb(struct afc_node *n)
 {
     struct afc_daemon *d = n->hooks.data;
     uv_close((uv_handle_t *)&d->sigterm, signal_close_cb);
     uv_close((uv_handle_t *)&d->sigint, signal_close_cb);
+    if (d->stopping) {
+        uv_close((uv_handle_t *)&d->stop_deadline, signal_close_cb);
+    }
 }
 
 static void http_stopped_cb(struct afc_daemon *d)
 {
+    d->stop_stage = "consensus";
     afc_node_close(&d->node, node_closed_cb);
 }
 
 static void agent_stopped_cb(struct afc_daemon *d)
 {
+    d->stop_stage = "http";
     if (d->http != NULL) {
         afc_http_stop(d, http_stopped_cb);
     } else {
@@ -156,6 +188,7 @@ static void agent_stopped_cb(struct afc_daemon *d)
 
 static void delivery_stopped_cb(struct afc_daemon *d)
 {
+    d->stop_stage = "agent";
     afc_agent_stop(d, agent_stopped_cb);
 }
 
@@ -168,15 +201,28 @@ static void daemon_stop(struct afc_daemon *d, int exit_code)
         return;
     }
     d->stopping = true;
+    d->stop_stage = "delivery";
     afc_event("shutdown", "exit=%d", d->exit_code);
+    uv_timer_init(d->loop, &d->stop_deadline);
+    d->stop_deadline.data = d;
+    uv_timer_start(&d->stop_deadline, stop_deadline_cb, STOP_DEADLINE_MS, 0);
     afc_report_abort_all(d); /* before the HTTP client that carries them closes */
+    if (afc_fault_hit("hang-on-stop")) {
+        return; /* test builds: the first stage never completes (the deadline must end it) */
+    }
     afc_delivery_stop(d, delivery_stopped_cb);
 }
 
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct afc_daemon *d = h->data;
-    afc_notice("received %s, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (d->stopping) {
+        /* an operator asking again does not want to wait for the deadline */
+        afc_notice("received %s again while shutting down", name);
+        force_exit(d, "signal");
+    }
+    afc_notice("received %s, shutting down", name);
     daemon_stop(d, 0);
 }
 

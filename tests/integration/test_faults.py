@@ -13,6 +13,7 @@ import ctypes
 import datetime
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -320,8 +321,55 @@ def test_freeze_primary_region(lab):
     assert doc["epoch"] == 2 and doc["primary"] == new, doc
 
 
+def test_stop_deadline(lab):
+    """A stop that cannot finish does not leave a half-stopped coordinator behind (operations.md
+    "The daemon"): with hang-on-stop armed, SIGTERM's orderly stop never gets past its first stage,
+    and the process exits by itself once its 30 s stop deadline has passed, naming that stage
+    (+shutdown-forced stage=delivery reason=deadline, exit 1). Armed again after a restart, a
+    second SIGTERM ends the stuck stop without waiting (reason=signal). The others keep a leader."""
+    reaper = become_subreaper()
+    lab.up()
+    lab.wait_leader()
+    victim = "ap-south-1"
+    others = [r for r in lab.regions if r != victim]
+
+    def stop_stuck(second_signal):
+        arm(lab, victim, "hang-on-stop")
+        pid = lab.region(victim)["pid"]
+        stops = len(log_events(lab, victim, "shutdown"))
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        wait_for("the stop to begin", lambda: len(log_events(lab, victim, "shutdown")) > stops)
+        if second_signal:
+            os.kill(pid, signal.SIGTERM)
+        wait_for("pid %d to exit" % pid, lambda: pid_gone(pid), timeout=150)
+        took = time.monotonic() - t0
+        forced = log_events(lab, victim, "shutdown-forced")
+        assert forced, "no +shutdown-forced event"
+        code = exit_status(pid)
+        print("  SIGTERM%s -> exit after %.1f s: %s (exit status %s%s)"
+              % (" twice" if second_signal else "", took, forced[-1][1].split(" ", 3)[3], code,
+                 "" if reaper else ", not our child: PR_SET_CHILD_SUBREAPER refused"))
+        if reaper:
+            assert code == 1, code
+        return took, forced[-1][1]
+
+    took, line = stop_stuck(False)
+    assert "stage=delivery" in line and "reason=deadline" in line, line
+    # the deadline, not an early exit: the stage really hung (timers never fire early)
+    assert took >= 29.0, took
+    lab.wait_leader(others)
+
+    lab.chaos("restart", victim, "--what", "coordinator")
+    lab.reload()
+    wait_for(victim + " back", lambda: get_json(lab.url(victim), "/health/live")[0] == 200)
+    took, line = stop_stuck(True)
+    assert "stage=delivery" in line and "reason=signal" in line, line
+    lab.wait_leader(others)
+
+
 TESTS = [test_build_says_fault_points, test_crash_after_decide, test_fail_promote,
-         test_freeze_primary_region, test_hang_after_decided]
+         test_freeze_primary_region, test_hang_after_decided, test_stop_deadline]
 
 
 if __name__ == "__main__":
