@@ -42,7 +42,8 @@ static int resolve_user(const char *user, const char *prog, struct run_as *who)
         return 0;
     struct passwd *pw = getpwnam(user);
     if (pw == NULL) {
-        fprintf(stderr, "aragora-chaos: no OS user '%s' to run %s as\n", user, prog);
+        fprintf(stderr, "aragora-chaos: no OS user '%s' to run %s as (is its package installed?)\n",
+                user, prog);
         return -1;
     }
     who->uid = pw->pw_uid;
@@ -85,14 +86,23 @@ static void child_exec(const struct child *c)
         signal(reset[i], SIG_DFL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    int out = c->out_fd, report = c->report;
+    /* A lab started with a standard fd closed may have got its output or report fd as 0-2: move
+     * them up first, or dup2 onto themselves would keep close-on-exec (or 0 would be replaced). */
+    if (out <= 2)
+        out = fcntl(out, F_DUPFD_CLOEXEC, 3);
+    if (report >= 0 && report <= 2)
+        report = fcntl(report, F_DUPFD_CLOEXEC, 3);
+    if (out < 0 || (c->report >= 0 && report < 0))
+        goto fail;
     if (c->ns_fd >= 0 && setns(c->ns_fd, CLONE_NEWNET) != 0)
         goto fail;
     int in = open("/dev/null", O_RDONLY);
-    if (in < 0 || dup2(in, 0) < 0 || dup2(c->out_fd, 1) < 0 || dup2(c->out_fd, 2) < 0)
+    if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
         goto fail;
     /* Nothing else of ours (pipes of whoever ran the lab, curl sockets) may leak into it. */
     for (int fd = 3; fd < 1024; fd++)
-        if (fd != c->report)
+        if (fd != report)
             close(fd);
     if (c->who.drop &&
         (setgroups(1, &c->who.gid) != 0 || setgid(c->who.gid) != 0 || setuid(c->who.uid) != 0))
@@ -103,7 +113,7 @@ static void child_exec(const struct child *c)
     execv(c->argv[0], (char *const *)c->argv);
 fail:
     err = errno;
-    if (c->report >= 0 && write(c->report, &err, sizeof err) < 0) {
+    if (report >= 0 && write(report, &err, sizeof err) < 0) {
         /* nothing left to tell */
     }
     _exit(EXIT_CANNOT_RUN);
@@ -137,8 +147,13 @@ static void collect_output(int fd, char *out, size_t size, unsigned long long de
 /* Reap our child by the deadline, else SIGKILL it (it is ours: unreaped). -1 on timeout. */
 static int reap(pid_t pid, const char *name, unsigned long long deadline, unsigned timeout_ms)
 {
-    int status;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
+    int status = 0;
+    for (;;) {
+        pid_t got = waitpid(pid, &status, WNOHANG);
+        if (got == pid)
+            break;
+        if (got < 0 && errno != EINTR)
+            return -1; /* not ours to reap after all: nothing to report */
         if (lab_now_ms() >= deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);

@@ -459,7 +459,11 @@ int lab_spawn(const struct lab *lab, struct lab_region *r)
     for (size_t i = 0; i < sizeof lab_env / sizeof lab_env[0]; i++)
         unsetenv(lab_env[i]);
     const char *argv[] = {lab->coordinator, "--config", r->config, NULL};
-    return lab_spawn_service(NULL, r->netns, argv, r->log, lab->dir, &r->pid);
+    if (lab_spawn_service(NULL, r->netns, argv, r->log, lab->dir, &r->pid) != 0) {
+        fprintf(stderr, "aragora-chaos: %s: the coordinator did not start\n", r->name);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- services (Redis, PowerDNS, the proxy) ---- */

@@ -367,22 +367,28 @@ int proxy_netns_apply(struct proxy *px, const struct chaos_faultset *faults,
         snprintf(why, why_size, "the rule set does not fit in %zu bytes", sizeof text);
         return -1;
     }
-    /* the delays are in place before the marks that send packets to them. The rule set stays in
-     * DIR/chaos/rules.nft for operators: what the filter was last told. */
-    char path[PROXY_PATH_MAX + 32];
-    if (proxy_write_file(px, "rules.nft", text, path, sizeof path) != 0) {
+    /* the delays are in place before the marks that send packets to them. The set goes to
+     * rules.nft.next; only once nft has taken it does it become DIR/chaos/rules.nft, so that file
+     * is always what the filter holds (operators compare the two; docs/chaos.md). */
+    char next[PROXY_PATH_MAX + 32], path[PROXY_PATH_MAX + 32];
+    if (proxy_write_file(px, "rules.nft.next", text, next, sizeof next) != 0) {
         memcpy(ns->state, old, sizeof old);
-        snprintf(why, why_size, "cannot write %s/chaos/rules.nft: %s", px->dir, strerror(errno));
+        snprintf(why, why_size, "cannot write %s/chaos/rules.nft.next: %s", px->dir,
+                 strerror(errno));
         return -1;
     }
-    const char *argv[] = {NFT_BIN, "-f", path, NULL};
+    const char *argv[] = {NFT_BIN, "-f", next, NULL};
     int rc = run_in_bridge(ns, argv, out, sizeof out);
     if (rc != 0) {
+        unlink(next);
         memcpy(ns->state, old, sizeof old);
         snprintf(why, why_size, "nft in %s refused the rule set (exit %d): %.300s", ns->bridge, rc,
                  out);
         return -1;
     }
+    snprintf(path, sizeof path, "%s/chaos/rules.nft", px->dir);
+    if (rename(next, path) != 0)
+        fprintf(stderr, "aragora-chaos proxy: %s: %s\n", path, strerror(errno));
     return 0;
 }
 
@@ -393,8 +399,11 @@ void proxy_netns_stop(struct proxy *px)
     /* one transaction: create the table if it is not there, so that deleting it cannot fail */
     const char *argv[] = {NFT_BIN, "table ip " CHAOS_NFT_TABLE "; delete table ip " CHAOS_NFT_TABLE,
                           NULL};
+    char path[PROXY_PATH_MAX + 32];
     if (run_in_bridge(ns, argv, out, sizeof out) != 0)
         fprintf(stderr, "aragora-chaos proxy: removing the filter: %s\n", out);
+    else if (snprintf(path, sizeof path, "%s/chaos/rules.nft", px->dir) > 0)
+        unlink(path); /* no filter, no rule set: the file says what is in force */
     if (ns->qh != NULL)
         release_due(ns, true);
     if (ns->started) {

@@ -116,7 +116,8 @@ class Lab:
     def down(self):
         if self.up:
             self.up = False
-            return run([BIN, "lab", "down", "--dir", self.dir], timeout=120, check=False)
+            return run([BIN, "lab", "down", "--dir", self.dir], timeout=120, check=False,
+                       merge_output=True)
         return None
 
     def region(self, i):
@@ -135,7 +136,7 @@ class Lab:
         return json.loads(out.strip().splitlines()[-1])
 
     def fault(self, *args, check=True):
-        return run([BIN, "fault", *args, "--dir", self.dir], check=check)
+        return run([BIN, "fault", *args, "--dir", self.dir], check=check, merge_output=True)
 
     def api(self, method, path, body=None):
         url = "http://127.0.0.1:%d%s" % (self.doc["proxy"]["control_port"], path)
@@ -311,12 +312,15 @@ def case_controller(lab):
     os.kill(pid, signal.SIGTERM)
     wait_for("the controller to exit", lambda: not os.path.exists("/proc/%d" % pid))
     assert "aragora_chaos" not in nft_tables(lab)
+    assert not os.path.exists(os.path.join(lab.dir, "chaos", "rules.nft"))  # no filter, no file
     assert reachable(lab, 0, 1)
     # started again (as lab up would), it restores the set into the filter
     log = open(os.path.join(lab.dir, "chaos", "proxy.log"), "a")
     proc = subprocess.Popen([BIN, "proxy", "--dir", lab.dir], stdout=log, stderr=log)
     try:
         wait_for("the restored filter", lambda: "aragora_chaos" in nft_tables(lab))
+        # renamed into place right after nft took it
+        wait_for("rules.nft", lambda: os.path.exists(os.path.join(lab.dir, "chaos", "rules.nft")))
         assert not reachable(lab, 0, 1)
         r = lab.probe(2, 0, timeout=10)
         assert r["ok"] and r["ms"] >= 95, r
