@@ -139,7 +139,8 @@ static void signal_close_cb(uv_handle_t *h)
  * (ARCHITECTURE.md §4: nothing safe depends on a clean stop; Raft's log is fsynced as written). */
 #define STOP_DEADLINE_MS 30000
 
-/* The stop could not finish: say where it was stuck, then exit at once with EXIT_RUNTIME.
+/* The stop could not finish: say where it was stuck, then exit at once, with the stop's own
+ * status when that says more than a runtime failure (EXIT_DIVERGED), else EXIT_RUNTIME.
  * reason: "deadline" or "signal". */
 static void force_exit(struct afc_daemon *d, const char *reason)
 {
@@ -152,7 +153,7 @@ static void force_exit(struct afc_daemon *d, const char *reason)
     }
     afc_event("shutdown-forced", "stage=%s reason=%s", d->stop_stage, reason);
     fflush(NULL);
-    _exit(EXIT_RUNTIME);
+    _exit(d->exit_code > EXIT_RUNTIME ? d->exit_code : EXIT_RUNTIME);
 }
 
 static void stop_deadline_cb(uv_timer_t *t)
