@@ -4,8 +4,10 @@ a process is gone. A test script imports it after putting tests/ on sys.path:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from afctest import wait_for, ports_free, run
 """
+import http.server
 import socket
 import subprocess
+import threading
 import time
 
 
@@ -59,3 +61,31 @@ def pid_gone(pid):
     except OSError:
         return True
     return stat[stat.rindex(")") + 2] in "ZX"
+
+
+def serve_canned_http(port, status, body, headers=(), seen=None):
+    """A threaded HTTP/1.1 server on 127.0.0.1:port (0: any free port) that answers every GET and
+    PATCH with status, headers ((name, value) pairs) and body, reading each request's body first
+    (so kept-alive connections stay in step); with seen, each (method, body) is appended to it.
+    Returns the server (its server_port; shutdown() and server_close() when done)."""
+    class Canned(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def answer(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            got = self.rfile.read(n)
+            if seen is not None:
+                seen.append((self.command, got))
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        do_GET = do_PATCH = answer
+
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Canned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

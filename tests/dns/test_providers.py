@@ -20,11 +20,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from afctest import serve_canned_http  # noqa: E402
 from dnslab import PowerDNS  # noqa: E402
 from stubs import (CF_AUTH_ERROR, CF_INVALID_TOKEN, R53_EXPIRED, R53_PRIOR,  # noqa: E402
                    R53_THROTTLING, Answer, CloudflareStub, Route53Stub, cf_error, r53_error)
@@ -232,21 +232,8 @@ def run_powerdns(pdns):
     def rate_limited_by_a_front():
         # A reverse proxy in front of the API that throttles: 429 with Retry-After is a RETRY
         # no sooner than it asks; nothing reaches PowerDNS
-        class Throttle(BaseHTTPRequestHandler):
-            def answer(self):
-                body = b'{"error": "Too Many Requests"}'
-                self.send_response(429)
-                self.send_header("Retry-After", "3")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            do_GET = do_PATCH = answer
-
-            def log_message(self, *args):
-                pass
-        front = ThreadingHTTPServer(("127.0.0.1", 0), Throttle)
-        threading.Thread(target=front.serve_forever, daemon=True).start()
+        front = serve_canned_http(0, 429, b'{"error": "Too Many Requests"}',
+                                  (("Retry-After", "3"), ("Content-Type", "application/json")))
         try:
             throttled = list(base)
             throttled[throttled.index("--api-url") + 1] = "http://127.0.0.1:%d" % front.server_port
@@ -258,6 +245,7 @@ def run_powerdns(pdns):
             assert dig() == before, dig()
         finally:
             front.shutdown()
+            front.server_close()
             front.server_close()
 
     r.run("get on an empty zone", get_empty)

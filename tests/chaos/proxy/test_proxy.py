@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from afctest import wait_for, ports_free  # noqa: E402
+from afctest import ports_free, serve_canned_http, wait_for  # noqa: E402
 
 BIN = os.path.join(os.environ.get("ARAGORA_BIN_DIR", "build"), "aragora-chaos")
 REGIONS = ["us-east-2", "eu-west-1", "ap-south-1"]
@@ -570,26 +570,8 @@ def case_dns_429(lab):
     every request 429 with Retry-After (nothing reaches the provider), resets kept-alive
     connections, and ends with the fault."""
     import http.client
-    import http.server
     seen = []
-
-    class Provider(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def answer(self):
-            n = int(self.headers.get("Content-Length") or 0)
-            seen.append((self.command, self.rfile.read(n)))
-            body = b'{"ok": true}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        do_GET = do_PATCH = answer
-
-        def log_message(self, *args):
-            pass
-    provider = http.server.ThreadingHTTPServer(("127.0.0.1", lab.control + 6), Provider)
-    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    provider = serve_canned_http(lab.control + 6, 200, b'{"ok": true}', seen=seen)
     try:
         lab.stop()
         lab.write_links(dns_front=("127.0.0.1:%d" % (lab.control + 5),
